@@ -1,0 +1,3 @@
+from bredos_npu.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Model files: reading and validating .tflite files, labels, the bundled default."""

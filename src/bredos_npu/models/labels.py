@@ -1,0 +1,71 @@
+"""Label files: plain one-per-line, or "ID label" / "ID: label" lines (pycoral style)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from bredos_npu.errors import LabelsError
+
+_ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
+
+
+def parse_labels(text: str) -> dict[int, str]:
+    """Index → label. Plain files number their non-empty lines from 0."""
+    lines = [line.rstrip("\r") for line in text.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    numbered = [_ID_LINE.match(line) for line in lines if line.strip()]
+    if numbered and all(numbered):
+        return {int(m.group(1)): m.group(2) for m in numbered if m}
+    return {i: line.strip() for i, line in enumerate(lines)}
+
+
+def read_label_file(path: str | os.PathLike[str]) -> dict[int, str]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise LabelsError(f"Label file not found: {path}: check the path.") from None
+    except UnicodeDecodeError:
+        raise LabelsError(
+            f"{path} is not a text label file: pass a UTF-8 file, one label per line."
+        ) from None
+    except OSError as exc:
+        raise LabelsError(f"Cannot read label file {path}: {exc.strerror or exc}.") from None
+    return parse_labels(text)
+
+
+def fit_labels(labels: dict[int, str], classes: int, source: str) -> list[str]:
+    """A list of exactly ``classes`` names, index i for output i.
+
+    A plain file with one label fewer than the model's classes is taken to lack the leading
+    "background" class of 1001-class ImageNet models; an explicitly numbered file may skip ids
+    (COCO). Anything else that does not fit is an error.
+    """
+    if not labels:
+        raise LabelsError(f"The label file {source} is empty: pass a file with one label per line.")
+    dense = sorted(labels) == list(range(len(labels)))
+    if max(labels) < classes:
+        if len(labels) == classes or not dense:
+            return [labels.get(i, str(i)) for i in range(classes)]
+        if len(labels) == classes - 1:
+            return ["background", *(labels[i] for i in range(classes - 1))]
+    raise LabelsError(
+        f"The label file {source} has {len(labels)} labels but the model has {classes} classes: "
+        "pass the label file that belongs to this model."
+    )
+
+
+def labels_from_model(files: dict[str, bytes], classes: int) -> list[str] | None:
+    """The first embedded .txt file whose labels fit ``classes``; None when none does."""
+    ordered = sorted(files, key=lambda name: ("label" not in name.lower(), name))
+    for name in ordered:
+        if not name.lower().endswith(".txt"):
+            continue
+        try:
+            return fit_labels(parse_labels(files[name].decode("utf-8")), classes, name)
+        except (LabelsError, UnicodeDecodeError):
+            continue
+    return None

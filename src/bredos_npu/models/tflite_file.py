@@ -1,0 +1,59 @@
+"""Reading a .tflite file with checks that turn every failure into one clear sentence."""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+from bredos_npu.errors import ModelError
+
+FILE_IDENTIFIER = b"TFL3"
+
+
+def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes after checking it exists and carries the TFLite identifier."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"Model file not found: {path}: check the path.")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a model: pass a .tflite file.")
+    try:
+        content = path.read_bytes()
+    except PermissionError:
+        raise ModelError(f"Cannot read model {path}: permission denied.") from None
+    except OSError as exc:
+        raise ModelError(f"Cannot read model {path}: {exc.strerror or exc}.") from None
+    if content[4:8] != FILE_IDENTIFIER:
+        raise ModelError(
+            f"{path} is not a TensorFlow Lite model (no 'TFL3' identifier): pass a .tflite file."
+        )
+    return content
+
+
+def explain_load_failure(path: str | os.PathLike[str], message: str) -> ModelError:
+    """A ModelError for an interpreter that refused the model, from the runtime's message."""
+    custom = re.search(r"unresolved custom op: ([^.\s]+)", message)
+    if custom:
+        return ModelError(
+            f"{path} uses the custom operator '{custom.group(1)}', which this TFLite runtime does "
+            "not provide: use a model made of builtin operators."
+        )
+    if "Flatbuffer" in message or "flatbuffer" in message:
+        return ModelError(
+            f"{path} is truncated or corrupt (its TFLite flatbuffer does not verify): "
+            "download or export it again."
+        )
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return ModelError(f"TFLite cannot load {path}: {first_line}.")
+
+
+def embedded_files(content: bytes) -> dict[str, bytes]:
+    """Files packed into the model's metadata (a .tflite with metadata is also a zip)."""
+    try:
+        with zipfile.ZipFile(BytesIO(content)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return {}

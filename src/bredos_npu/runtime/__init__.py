@@ -1,0 +1,1 @@
+"""Interpreter and delegate loading; the npu, cpu and auto backends."""

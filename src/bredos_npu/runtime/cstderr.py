@@ -1,0 +1,51 @@
+"""Capturing what native code writes to file descriptor 2.
+
+TFLite prints "INFO: Created TensorFlow Lite XNNPACK delegate" and Teflon prints "Couldn't open
+kernel device" straight to fd 2, past Python's sys.stderr. We capture it so that the user sees one
+clear line from us, with the native text folded into it when it explains a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+
+
+class Captured:
+    """The captured text, available after the ``with`` block ends."""
+
+    text: str = ""
+
+    def lines(self) -> list[str]:
+        return [line.strip() for line in self.text.splitlines() if line.strip()]
+
+
+@contextmanager
+def capture_native_stderr(enabled: bool = True) -> Iterator[Captured]:
+    """Redirect fd 2 to a temporary file for the duration of the block.
+
+    Not nestable across threads; a lock serialises captures. With ``enabled=False`` (``--debug``)
+    native output goes through untouched.
+    """
+    captured = Captured()
+    if not enabled:
+        yield captured
+        return
+    with _lock, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode(errors="replace")

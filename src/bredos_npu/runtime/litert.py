@@ -1,0 +1,68 @@
+"""Finding a TensorFlow Lite runtime: ai-edge-litert, then tflite-runtime, then TensorFlow."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from functools import cache
+from typing import Any, NamedTuple
+
+from bredos_npu.errors import RuntimeMissingError
+
+INSTALL_HINT = "pip install ai-edge-litert"
+
+# (module holding Interpreter/load_delegate, distribution names to read the version from)
+CANDIDATES = (
+    ("ai_edge_litert.interpreter", ("ai-edge-litert", "ai-edge-litert-nightly")),
+    ("tflite_runtime.interpreter", ("tflite-runtime",)),
+    ("tensorflow.lite", ("tensorflow", "tensorflow-cpu", "tensorflow-aarch64")),
+)
+
+
+class Runtime(NamedTuple):
+    """The runtime in use: its module name, version, and the two entry points we need."""
+
+    name: str
+    version: str
+    interpreter_class: Any
+    load_delegate: Any
+
+
+def _version(distributions: tuple[str, ...]) -> str:
+    for dist in distributions:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _import(module_name: str) -> Any | None:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        return None
+
+
+@cache
+def find_runtime() -> Runtime:
+    """The first TFLite runtime that imports; raises RuntimeMissingError when none does."""
+    for module_name, distributions in CANDIDATES:
+        module = _import(module_name)
+        if module is None:
+            continue
+        load_delegate = getattr(module, "load_delegate", None) or module.experimental.load_delegate
+        return Runtime(module_name.split(".")[0], _version(distributions), module.Interpreter,
+                       load_delegate)
+    raise RuntimeMissingError(
+        f"No TensorFlow Lite runtime is installed: run `{INSTALL_HINT}` "
+        "(wheels for CPython 3.11-3.14 on aarch64)."
+    )
+
+
+def describe_runtime() -> Runtime | None:
+    """Like find_runtime, but None instead of raising (for the doctor)."""
+    try:
+        return find_runtime()
+    except RuntimeMissingError:
+        return None

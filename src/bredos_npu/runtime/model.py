@@ -1,0 +1,261 @@
+"""A loaded model on a backend: the object the Python API and every CLI command use."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from bredos_npu.errors import BackendError
+from bredos_npu.models import bundled
+from bredos_npu.models.labels import fit_labels, labels_from_model, read_label_file
+from bredos_npu.models.tflite_file import embedded_files, explain_load_failure, read_model_bytes
+from bredos_npu.runtime.backends import (
+    BACKENDS,
+    FLOAT_MODEL_REASON,
+    load_external_delegate,
+    plan_npu,
+)
+from bredos_npu.runtime.cstderr import capture_native_stderr
+from bredos_npu.runtime.litert import Runtime, find_runtime
+from bredos_npu.runtime.nodes import NodeSummary, summarise
+from bredos_npu.system.cpu import CpuPlan, plan_threads
+from bredos_npu.system.root import SystemRoot
+from bredos_npu.tasks.classify import Class, to_probabilities
+from bredos_npu.tasks.classify import top_k as best_classes
+from bredos_npu.tasks.image import ImageSource, open_image, resize_for_input
+from bredos_npu.tasks.quant import Quantization, dequantize, pixels_to_input
+
+COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Where a model runs and why.
+
+    name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
+    external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
+    are pinned to (empty: not pinned). fallback_reason: why "auto" did not use the NPU.
+    """
+
+    name: str
+    requested: str
+    delegate: str | None
+    threads: int
+    cpus: tuple[int, ...]
+    cpu_reason: str
+    fallback_reason: str | None
+    nodes: NodeSummary
+
+
+class Timings(NamedTuple):
+    """Milliseconds spent on one call: preprocessing (decode, resize, quantize) and invoke."""
+
+    preprocess_ms: float
+    inference_ms: float
+
+
+class TensorSpec(NamedTuple):
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    quant: Quantization
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(detail["index"], tuple(int(d) for d in detail["shape"]),
+                      np.dtype(detail["dtype"]), Quantization(float(scale), int(zero_point)))
+
+
+def is_float_model(ops: list[dict[str, Any]], input_dtype: np.dtype) -> bool:
+    """True when the model computes in float: its convolutions/FC take float activations."""
+    compute = [op for op in ops if op["op_name"] in COMPUTE_OPS]
+    if compute:
+        return any(np.dtype(op["operand_types"][0]).kind == "f" for op in compute)
+    return input_dtype.kind == "f"
+
+
+@contextmanager
+def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    """Run the block on ``cpus``; threads started inside inherit them. No-op when empty."""
+    if not cpus:
+        yield
+        return
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+class Model:
+    """A TFLite model ready to run. Build it with :func:`load`."""
+
+    def __init__(self, interpreter: Any, path: Path, runtime: Runtime, backend: BackendInfo,
+                 labels: list[str] | None, load_ms: float, mean: float | None = None,
+                 std: float | None = None) -> None:
+        self.interpreter = interpreter
+        self.path = path
+        self.runtime = runtime
+        self.backend = backend
+        self.labels = labels
+        self.load_ms = load_ms
+        self.inputs = [_spec(d) for d in interpreter.get_input_details()]
+        self.outputs = [_spec(d) for d in interpreter.get_output_details()]
+        self.mean, self.std = mean, std
+        self.last_timings = Timings(0.0, 0.0)
+        self.invocations = 0
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the first input, in pixels."""
+        shape = self.inputs[0].shape
+        return (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], shape[-2])
+
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        """The first input tensor for ``image`` (without the batch axis)."""
+        spec = self.inputs[0]
+        width, height = self.input_size
+        channels = spec.shape[3] if len(spec.shape) == 4 else 1
+        pixels = resize_for_input(open_image(image, (width, height)), width, height, channels)
+        return pixels_to_input(pixels, spec.dtype, spec.quant, self.mean, self.std)
+
+    def invoke(self, *tensors: np.ndarray) -> list[np.ndarray]:
+        """Run the model on input tensors (without batch axis); raw output tensors."""
+        for spec, tensor in zip(self.inputs, tensors, strict=True):
+            self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
+        with pinned(self.backend.cpus):
+            self.interpreter.invoke()
+        self.invocations += 1
+        return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
+
+    def scores(self, image: ImageSource) -> np.ndarray:
+        """Dequantized class probabilities (0..1) of a classifier for ``image``."""
+        started = time.perf_counter()
+        tensor = self.preprocess(image)
+        prepared = time.perf_counter()
+        raw = self.invoke(tensor)[0]
+        finished = time.perf_counter()
+        self.last_timings = Timings((prepared - started) * 1e3, (finished - prepared) * 1e3)
+        return to_probabilities(dequantize(raw, self.outputs[0].quant))
+
+    def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
+        """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
+        return best_classes(self.scores(image), top_k, self.labels)
+
+    @property
+    def classes(self) -> int:
+        return int(np.prod(self.outputs[0].shape))
+
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    delegate: str | None = None,
+    threads: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    debug: bool = False,
+) -> Model:
+    """Load a .tflite model on ``backend`` ("auto", "npu" or "cpu").
+
+    path: the model (default: the bundled MobileNet V2 quant). labels: a label file (default: the
+    one embedded in the model, if any). delegate: the external delegate library (default:
+    $BREDOS_NPU_DELEGATE, then Mesa's libteflon.so in the usual places). threads: XNNPACK
+    threads (default: one per core of the fastest CPU cluster). root: the system root to read the
+    board through (default: $BREDOS_NPU_ROOT or /). mean/std: input normalisation, see
+    :func:`bredos_npu.tasks.quant.pixels_to_input`. debug: let native logs through.
+    """
+    if backend not in BACKENDS:
+        raise BackendError(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+    started = time.perf_counter()
+    model_path = Path(path) if path is not None else bundled.default_model()
+    runtime = find_runtime()
+    content = read_model_bytes(model_path)
+    system = SystemRoot.from_env(root)
+    cpu = plan_threads(system, threads)
+    probe = _interpreter(runtime, model_path, content, cpu, [], debug)
+    ops = probe._get_ops_details()
+    float_model = is_float_model(ops, np.dtype(probe.get_input_details()[0]["dtype"]))
+
+    interpreter, library, fallback = probe, None, None
+    if backend != "cpu":
+        try:
+            library = _npu_library(system, delegate, float_model)
+            npu = load_external_delegate(runtime, library, debug)
+            interpreter = _interpreter(runtime, model_path, content, cpu, [npu], debug)
+        except BackendError as why:
+            if backend == "npu":
+                raise
+            fallback, library = str(why), None
+    after_delegate = len(interpreter._get_ops_details())
+    _allocate(interpreter, model_path, cpu, debug)
+    nodes = summarise(interpreter._get_ops_details(), len(ops), after_delegate)
+    info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
+                       cpu.reason, fallback, nodes)
+    output_classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
+    names = _labels(labels, content, output_classes)
+    load_ms = (time.perf_counter() - started) * 1e3
+    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std)
+
+
+def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool) -> str:
+    if float_model:
+        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}; run it with --backend cpu.")
+    plan = plan_npu(system, delegate)
+    if plan.reason:
+        raise BackendError(f"NPU not available: {plan.reason}.")
+    return str(plan.library.path)
+
+
+def _interpreter(runtime: Runtime, path: Path, content: bytes, cpu: CpuPlan,
+                 delegates: list[Any], debug: bool) -> Any:
+    failure: Exception | None = None
+    with capture_native_stderr(enabled=not debug) as native:
+        try:
+            return runtime.interpreter_class(model_content=content, num_threads=cpu.threads,
+                                             experimental_delegates=delegates or None)
+        except (ValueError, RuntimeError) as exc:
+            failure = exc
+    message = f"{failure}\n{native.text}"
+    if delegates:
+        raise BackendError(f"The NPU delegate could not take the model {path}: "
+                           f"{message.strip().splitlines()[0]}.")
+    raise explain_load_failure(path, message)
+
+
+def _allocate(interpreter: Any, path: Path, cpu: CpuPlan, debug: bool) -> None:
+    # XNNPACK's worker threads start here and inherit the pinning.
+    failure: Exception | None = None
+    with capture_native_stderr(enabled=not debug) as native, pinned(cpu.cpus):
+        try:
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            failure = exc
+    if failure is not None:
+        raise explain_load_failure(path, f"{failure}\n{native.text}")
+
+
+def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int) -> list[str] | None:
+    if labels is not None:
+        return fit_labels(read_label_file(labels), classes, str(labels))
+    return labels_from_model(embedded_files(content), classes)
+
+
+__all__ = ["BackendInfo", "Model", "Timings", "load"]

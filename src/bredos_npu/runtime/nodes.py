@@ -1,0 +1,77 @@
+"""Which of a model's nodes each delegate took, read back from a live interpreter.
+
+After ``ModifyGraphWithDelegate`` TFLite keeps the model's original nodes and appends one
+``DELEGATE`` node per partition it replaced. The external delegate is applied when the interpreter
+is built; XNNPACK (the default CPU delegate) is applied lazily at ``allocate_tensors``. So the
+``DELEGATE`` nodes present right after construction belong to the external (NPU) delegate, and
+those added by allocation belong to XNNPACK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+DELEGATE_OP = "DELEGATE"
+
+
+class NodeSummary(NamedTuple):
+    """Node counts of one interpreter: model nodes, and how many each delegate took.
+
+    ``npu_partitions``/``xnnpack_partitions`` count the delegate kernels (connected groups).
+    """
+
+    model_nodes: int
+    npu_nodes: int
+    npu_partitions: int
+    xnnpack_nodes: int
+    xnnpack_partitions: int
+
+    @property
+    def cpu_reference_nodes(self) -> int:
+        """Nodes left to TFLite's own reference/optimized CPU kernels."""
+        return self.model_nodes - self.npu_nodes - self.xnnpack_nodes
+
+
+def replaced_nodes(ops: Sequence[dict[str, Any]], delegate_index: int, model_nodes: int) -> set[int]:
+    """The original nodes that the delegate kernel at ``delegate_index`` replaced.
+
+    Walks back from the kernel's outputs through the producers among the original nodes until
+    reaching the kernel's own inputs (partitions are convex, so this finds exactly the subset).
+    """
+    producer = {int(t): i for i in range(model_nodes) for t in ops[i]["outputs"]}
+    kernel = ops[delegate_index]
+    boundary = {int(t) for t in kernel["inputs"]}
+    pending = [int(t) for t in kernel["outputs"]]
+    found: set[int] = set()
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or node in found:
+            continue
+        found.add(node)
+        pending += [int(t) for t in ops[node]["inputs"] if int(t) not in boundary]
+    return found
+
+
+def count_taken(ops: Sequence[dict[str, Any]], kernels: range, model_nodes: int) -> int:
+    taken: set[int] = set()
+    for index in kernels:
+        if ops[index]["op_name"] == DELEGATE_OP:
+            taken |= replaced_nodes(ops, index, model_nodes)
+    return len(taken)
+
+
+def summarise(ops: Sequence[dict[str, Any]], model_nodes: int, after_delegate: int) -> NodeSummary:
+    """Summarise ``ops`` (``_get_ops_details()`` after allocation).
+
+    ``after_delegate`` is the node count right after construction (model nodes + NPU kernels).
+    """
+    npu = range(model_nodes, after_delegate)
+    xnnpack = range(after_delegate, len(ops))
+    return NodeSummary(
+        model_nodes=model_nodes,
+        npu_nodes=count_taken(ops, npu, model_nodes),
+        npu_partitions=len(npu),
+        xnnpack_nodes=count_taken(ops, xnnpack, model_nodes),
+        xnnpack_partitions=len(xnnpack),
+    )

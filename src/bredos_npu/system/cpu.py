@@ -1,0 +1,99 @@
+"""CPU clusters of big.LITTLE SoCs, to run XNNPACK on the fast cores only.
+
+RK3588: cpu0-3 are Cortex-A55 (capacity ~414), cpu4-7 Cortex-A76 (capacity 1024). Spreading
+XNNPACK threads over both clusters makes every layer wait for the slow cores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import NamedTuple
+
+from bredos_npu.system.root import SystemRoot
+
+
+class CpuPlan(NamedTuple):
+    """Threads for XNNPACK and the CPUs to pin them to (empty: no pinning)."""
+
+    threads: int
+    cpus: tuple[int, ...]
+    reason: str
+
+
+def list_cpus(root: SystemRoot) -> list[int]:
+    folder = root.path("/sys/devices/system/cpu")
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"cpu(\d+)", p.name)))
+
+
+def _read_int(root: SystemRoot, system_path: str) -> int | None:
+    text = root.read_text(system_path)
+    try:
+        return int(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
+def cpu_speeds(root: SystemRoot) -> tuple[dict[int, int], str]:
+    """Each CPU's relative speed and its source: ``cpu_capacity``, else ``cpuinfo_max_freq``."""
+    cpus = list_cpus(root)
+    for source in ("cpu_capacity", "cpufreq/cpuinfo_max_freq"):
+        speeds = {c: _read_int(root, f"/sys/devices/system/cpu/cpu{c}/{source}") for c in cpus}
+        if cpus and all(v is not None for v in speeds.values()):
+            return {c: int(v) for c, v in speeds.items() if v is not None}, source
+    return {}, ""
+
+
+def fastest_cluster(speeds: dict[int, int]) -> tuple[int, ...]:
+    """The CPUs that share the highest speed value."""
+    if not speeds:
+        return ()
+    top = max(speeds.values())
+    return tuple(sorted(c for c, v in speeds.items() if v == top))
+
+
+def plan_threads(root: SystemRoot, threads: int | None = None) -> CpuPlan:
+    """Thread count and pinning for the CPU backend.
+
+    By default: one thread per core of the fastest cluster, pinned to those cores. ``threads``
+    overrides the count (pinning is kept when it fits in the cluster). CPUs this process may not
+    run on (``taskset``, cgroups) are left out.
+    """
+    speeds, source = cpu_speeds(root)
+    # A fake tree's CPUs are not this machine's: only a real root is checked against affinity.
+    allowed = _allowed_cpus() if root.is_real else None
+    cluster = tuple(c for c in fastest_cluster(speeds) if allowed is None or c in allowed)
+    heterogeneous = len(set(speeds.values())) > 1
+    if heterogeneous and cluster:
+        count = threads or len(cluster)
+        pinned = cluster if count <= len(cluster) else ()
+        reason = f"fastest cluster by {source}: cpus {_span(cluster)}"
+        return CpuPlan(count, pinned, reason)
+    available = len(allowed) if allowed else (len(list_cpus(root)) or os.cpu_count() or 1)
+    return CpuPlan(threads or available, (), "all cores are alike" if speeds else "no cpu topology")
+
+
+def _allowed_cpus() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _span(cpus: tuple[int, ...]) -> str:
+    if cpus and cpus == tuple(range(cpus[0], cpus[-1] + 1)):
+        return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
+    return ",".join(map(str, cpus))
+
+
+def pin_to(cpus: tuple[int, ...]) -> bool:
+    """Pin this thread (and the threads it starts later) to ``cpus``; False when not possible."""
+    if not cpus:
+        return False
+    try:
+        os.sched_setaffinity(0, cpus)
+    except (AttributeError, OSError):
+        return False
+    return True

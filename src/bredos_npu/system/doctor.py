@@ -1,0 +1,169 @@
+"""The doctor: every check users run by hand before the NPU works, with the fix for each."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+
+from bredos_npu.runtime.litert import INSTALL_HINT, describe_runtime
+from bredos_npu.system import kernel, soc
+from bredos_npu.system.device import ACCEL_NODE, inspect_node
+from bredos_npu.system.library import TEFLON_PATHS, check_loadable, find_teflon
+from bredos_npu.system.root import SystemRoot
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+MESA_FIX = "sudo pacman -Syu mesa"
+MODPROBE_FIX = "sudo modprobe rocket"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: name, status (ok/warn/fail/skip), what was found, the fix when not ok.
+
+    ``npu`` marks the checks that must pass for the NPU to be usable.
+    """
+
+    name: str
+    status: str
+    found: str
+    fix: str = ""
+    npu: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def npu_ready(self) -> bool:
+        return all(c.status in (OK, WARN) for c in self.checks if c.npu)
+
+    @property
+    def verdict(self) -> str:
+        if self.npu_ready:
+            return "NPU ready"
+        first = next(c for c in self.checks if c.npu and c.status not in (OK, WARN))
+        return f"CPU only: {first.found}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"npu_ready": self.npu_ready, "verdict": self.verdict,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def check_soc(root: SystemRoot) -> Check:
+    compatible = soc.read_compatible(root)
+    variant = soc.rk3588_variant(compatible)
+    board = soc.read_model_name(root)
+    if variant:
+        found = f"Rockchip {variant.upper()}" + (f" ({board})" if board else "")
+        return Check("SoC", OK, found)
+    fix = "use an RK3588/RK3588S board (Rock 5B, Orange Pi 5, ...); the CPU backend works anywhere"
+    if not compatible:
+        return Check("SoC", FAIL, f"not an RK3588 board (no device tree; this is {platform.machine()})", fix)
+    return Check("SoC", FAIL, f"not an RK3588 board ({compatible[-1]})", fix)
+
+
+def check_kernel(root: SystemRoot, release: str | None) -> Check:
+    need = ".".join(map(str, kernel.MIN_KERNEL))
+    version = kernel.parse_version(release or "")
+    if version is None:
+        return Check("Kernel", FAIL, "kernel release unreadable (/proc/sys/kernel/osrelease)",
+                     f"boot a mainline Linux kernel >= {need}")
+    if version < kernel.MIN_KERNEL:
+        return Check("Kernel", FAIL, f"Linux {release} is older than {need} (no rocket driver)",
+                     f"boot a mainline Linux kernel >= {need} (vendor kernels use RKNN instead)")
+    return Check("Kernel", OK, f"Linux {release}")
+
+
+def check_config(root: SystemRoot, release: str | None) -> Check:
+    config = kernel.read_config(root, release)
+    option = kernel.ROCKET_OPTION
+    if config is None:
+        places = ", ".join(kernel.config_locations(release))
+        return Check("Kernel config", WARN, f"no kernel config found ({places})",
+                     "sudo modprobe configs")
+    value = kernel.config_value(config.text, option)
+    if value in ("y", "m"):
+        return Check("Kernel config", OK, f"{option}={value} ({config.source})")
+    return Check("Kernel config", FAIL, f"{option} is not set in {config.source}",
+                 f"install a kernel built with {option}=m")
+
+
+def check_driver(root: SystemRoot) -> Check:
+    state = kernel.module_state(root, kernel.ROCKET_MODULE)
+    if state:
+        return Check("Driver", OK, f"rocket module {state}")
+    return Check("Driver", FAIL, "rocket module not loaded", MODPROBE_FIX)
+
+
+def check_device(root: SystemRoot) -> Check:
+    node = inspect_node(root, ACCEL_NODE)
+    if not node.exists:
+        return Check("Device", FAIL, f"{ACCEL_NODE} does not exist", MODPROBE_FIX)
+    if not node.is_char_device:
+        return Check("Device", FAIL, f"{ACCEL_NODE} is not a character device ({node.listing})",
+                     f"sudo rm {ACCEL_NODE} && {MODPROBE_FIX}")
+    if not node.readable_writable:
+        fix = (f"sudo usermod -aG {node.group} $USER (then log in again)" if node.gid != 0 else
+               'add a udev rule: SUBSYSTEM=="accel", KERNEL=="accel*", GROUP="render", MODE="0660"')
+        return Check("Device", FAIL, f"{ACCEL_NODE} is not readable and writable by this user "
+                     f"({node.listing})", fix)
+    return Check("Device", OK, f"{ACCEL_NODE} ({node.listing})")
+
+
+def check_teflon(root: SystemRoot, delegate: str | None = None) -> Check:
+    choice = find_teflon(root, delegate)
+    if choice.path is None or not choice.path.is_file():
+        where = choice.path if choice.origin != "search" else ", ".join(TEFLON_PATHS)
+        return Check("Teflon", FAIL, f"libteflon.so not found ({where})", MESA_FIX)
+    result = check_loadable(choice.path)
+    if not result.loadable:
+        return Check("Teflon", FAIL, f"{choice.path} cannot be loaded: {result.error}", MESA_FIX)
+    if not result.has_entry_points:
+        return Check("Teflon", FAIL, f"{choice.path} is not a TFLite delegate ({result.error})",
+                     MESA_FIX)
+    return Check("Teflon", OK, f"{choice.path}")
+
+
+def check_python() -> Check:
+    version = platform.python_version()
+    if sys.version_info[:2] > (3, 14):
+        return Check("Python", WARN, f"Python {version} (tested: 3.11-3.14)", npu=False)
+    return Check("Python", OK, f"Python {version}", npu=False)
+
+
+def check_runtime() -> Check:
+    runtime = describe_runtime()
+    if runtime is None:
+        return Check("TFLite runtime", FAIL, "no TensorFlow Lite runtime installed", INSTALL_HINT)
+    return Check("TFLite runtime", OK, f"{runtime.name} {runtime.version}")
+
+
+def check_package(name: str, distribution: str) -> Check:
+    try:
+        return Check(name, OK, importlib.metadata.version(distribution), npu=False)
+    except importlib.metadata.PackageNotFoundError:
+        return Check(name, FAIL, "not installed", f"pip install {distribution}", npu=False)
+
+
+def diagnose(root: str | None = None, delegate: str | None = None) -> Report:
+    """Run every check against the system at ``root`` (default: $BREDOS_NPU_ROOT or /)."""
+    system = SystemRoot.from_env(root)
+    release = kernel.read_release(system)
+    board = check_soc(system)
+    rocket_checks = [check_config(system, release), check_driver(system), check_device(system)]
+    if board.status == FAIL:
+        # The rocket driver exists only for RK3588: its fixes would mislead on other machines.
+        rocket_checks = [Check(c.name, SKIP, "skipped: not an RK3588 board") for c in rocket_checks]
+    return Report([
+        board,
+        check_kernel(system, release),
+        *rocket_checks,
+        check_teflon(system, delegate),
+        check_python(),
+        check_runtime(),
+        check_package("numpy", "numpy"),
+        check_package("Pillow", "pillow"),
+    ])

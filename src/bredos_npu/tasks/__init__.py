@@ -1,0 +1,1 @@
+"""Pure pre- and post-processing over numpy arrays and PIL images, one module per task."""

@@ -1,0 +1,66 @@
+"""Quantization between pixels, model input tensors and model outputs.
+
+TFLite stores a quantized value q for the real value ``r = scale * (q - zero_point)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# MobileNet-style float inputs expect pixels mapped to [-1, 1].
+DEFAULT_MEAN = 127.5
+DEFAULT_STD = 127.5
+
+
+class Quantization(NamedTuple):
+    """Per-tensor quantization of a tensor; scale 0 means "not quantized"."""
+
+    scale: float
+    zero_point: int
+
+
+def pixels_to_input(
+    pixels: np.ndarray,
+    dtype: np.dtype | type,
+    quant: Quantization,
+    mean: float | None = None,
+    std: float | None = None,
+) -> np.ndarray:
+    """Turn uint8 pixels (0..255) into the model's input tensor values.
+
+    - float input: ``(pixels - mean) / std`` (default mean = std = 127.5, i.e. [-1, 1]).
+    - quantized input without ``mean``/``std``: uint8 takes the pixels as they are and int8 takes
+      ``pixels - 128``; converters choose the input quantization so that raw pixels are the input.
+    - quantized input with ``mean``/``std``: normalise, then quantize with the input's own scale
+      and zero point.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        m = DEFAULT_MEAN if mean is None else mean
+        s = DEFAULT_STD if std is None else std
+        return ((pixels.astype(np.float32) - m) / s).astype(dtype)
+    if mean is None and std is None:
+        if dtype == np.uint8:
+            return pixels.astype(np.uint8)
+        if dtype == np.int8:
+            return (pixels.astype(np.int16) - 128).astype(np.int8)
+    real = (pixels.astype(np.float32) - (mean or 0.0)) / (std or 1.0)
+    return quantize(real, dtype, quant)
+
+
+def quantize(real: np.ndarray, dtype: np.dtype | type, quant: Quantization) -> np.ndarray:
+    """Real values to the integer dtype with scale/zero point, rounded and clipped."""
+    info = np.iinfo(np.dtype(dtype))
+    if quant.scale == 0:
+        raise ValueError("cannot quantize to a tensor without quantization parameters")
+    q = np.round(real / quant.scale + quant.zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, quant: Quantization) -> np.ndarray:
+    """Real values of a tensor: ``scale * (q - zero_point)``; float tensors pass through."""
+    if values.dtype.kind == "f" or quant.scale == 0:
+        return values.astype(np.float32)
+    return (quant.scale * (values.astype(np.float32) - quant.zero_point)).astype(np.float32)
