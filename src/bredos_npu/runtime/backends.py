@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from bredos_npu.errors import BackendError
 from bredos_npu.runtime.cstderr import capture_native_stderr
 from bredos_npu.runtime.litert import Runtime
 from bredos_npu.system.device import ACCEL_NODE, accel_nodes
-from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, find_teflon
+from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadable, find_teflon
 from bredos_npu.system.root import SystemRoot
 
 BACKENDS = ("auto", "npu", "cpu")
@@ -52,21 +53,24 @@ def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
 
 def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) -> Any:
     """Load a TFLite external delegate, or raise BackendError saying why it failed."""
-    failure: Exception | None = None
+    # Checked first: the runtime's half-built Delegate object raises again from __del__ otherwise.
+    loadable = check_loadable(Path(library))
+    if not loadable.loadable:
+        raise BackendError(f"Cannot load the delegate library {library}: {loadable.error}.")
+    if not loadable.has_entry_points:
+        raise BackendError(
+            f"{library} is not a TFLite external delegate ({loadable.error}): pass Mesa's libteflon.so."
+        )
+    message = ""
     with capture_native_stderr(enabled=not debug) as native:
         try:
             return runtime.load_delegate(library)
-        except (OSError, AttributeError, ValueError) as exc:
-            failure = exc
-    if isinstance(failure, OSError):
-        raise BackendError(f"Cannot load the delegate library {library}: {failure}.")
-    if isinstance(failure, AttributeError):
-        raise BackendError(
-            f"{library} is not a TFLite external delegate (it has no "
-            "tflite_plugin_create_delegate): pass Mesa's libteflon.so."
-        )
+        except ValueError as exc:
+            message = str(exc)
+        # Leaving the except block frees the failed Delegate; its destructor calls the library's
+        # destroy function, whose output is still captured here.
     # The runtime says "Failed to load delegate from X" then what the delegate reported; Teflon
     # itself prints "Couldn't open kernel device" on fd 2, which we captured.
-    said = [line for line in str(failure).splitlines()[1:] if line.strip()] + native.lines()
+    said = [line for line in message.splitlines()[1:] if line.strip()] + native.lines()
     detail = f" (it said: {'; '.join(said)})" if said else ""
     raise BackendError(f"The delegate {library} returned no delegate{detail}: {DOCTOR_HINT}.")

@@ -129,7 +129,11 @@ class Model:
         spec = self.inputs[0]
         width, height = self.input_size
         channels = spec.shape[3] if len(spec.shape) == 4 else 1
-        pixels = resize_for_input(open_image(image, (width, height)), width, height, channels)
+        if isinstance(image, np.ndarray) and image.shape == (height, width, channels) \
+                and image.dtype == np.uint8:
+            pixels = image  # a frame already at the input size: no copy through PIL
+        else:
+            pixels = resize_for_input(open_image(image, (width, height)), width, height, channels)
         return pixels_to_input(pixels, spec.dtype, spec.quant, self.mean, self.std)
 
     def invoke(self, *tensors: np.ndarray) -> list[np.ndarray]:

@@ -26,7 +26,8 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, Image.Image):
-        return ImageOps.exif_transpose(source).convert("RGB")
+        upright = ImageOps.exif_transpose(source)
+        return upright if upright.mode == "RGB" else upright.convert("RGB")
     path = Path(source)
     if not path.exists():
         raise ImageError(f"Image not found: {path}: check the path.")
@@ -38,7 +39,8 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
                 side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
                 image.draft("RGB", (side, side))
             image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
+            upright = ImageOps.exif_transpose(image)
+            return upright if upright.mode == "RGB" else upright.convert("RGB")
     except PermissionError:
         raise ImageError(f"Cannot read image {path}: permission denied.") from None
     except UnidentifiedImageError:
@@ -61,6 +63,8 @@ def _from_array(array: np.ndarray) -> Image.Image:
 def resize_for_input(image: Image.Image, width: int, height: int, channels: int = 3) -> np.ndarray:
     """The image resized to width x height (bilinear, aspect not kept) as HxWxC uint8."""
     mode = "L" if channels == 1 else "RGB"
-    resized = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+    resized = image if image.mode == mode else image.convert(mode)
+    if resized.size != (width, height):
+        resized = resized.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(resized, dtype=np.uint8)
     return pixels[..., np.newaxis] if channels == 1 else pixels

@@ -1,0 +1,132 @@
+"""Shared fixtures: test data paths, C test delegates built with `cc`, fake system trees."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bredos_npu.models import bundled
+
+HERE = Path(__file__).parent
+DATA = HERE / "data"
+MODELS = DATA / "models"
+IMAGES = DATA / "images"
+LABELS = DATA / "labels"
+DEFAULT_MODEL = bundled.default_model()
+CAT = bundled.sample_image()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own delegate/root/debug settings."""
+    for name in ("BREDOS_NPU_ROOT", "BREDOS_NPU_DELEGATE", "BREDOS_NPU_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _compile(source: Path, target: Path) -> Path:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.fail("no C compiler (cc) on PATH: the delegate tests need one")
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(target), str(source)],
+                   check=True, capture_output=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def delegates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Shared libraries: 'passthrough' (claims no nodes), 'null' (returns NULL), 'not_a_delegate'."""
+    out = tmp_path_factory.mktemp("delegates")
+    names = ("passthrough", "null", "not_a_delegate")
+    return {name: _compile(HERE / "delegates" / f"{name}.c", out / f"lib{name}.so") for name in names}
+
+
+class FakeSystem:
+    """A fake system tree to point BREDOS_NPU_ROOT (or --root) at."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def write(self, system_path: str, content: str | bytes) -> Path:
+        path = self.base / system_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    def remove(self, system_path: str) -> None:
+        path = self.base / system_path.lstrip("/")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+    def soc(self, *compatible: str, model: str = "Radxa ROCK 5B") -> None:
+        self.write("/proc/device-tree/compatible", b"\0".join(c.encode() for c in compatible) + b"\0")
+        self.write("/proc/device-tree/model", model.encode() + b"\0")
+
+    def kernel(self, release: str, rocket: str | None = "m") -> None:
+        self.write("/proc/sys/kernel/osrelease", release + "\n")
+        line = f"CONFIG_DRM_ACCEL_ROCKET={rocket}" if rocket else "# CONFIG_DRM_ACCEL_ROCKET is not set"
+        self.write("/proc/config.gz", gzip.compress(f"CONFIG_DRM_ACCEL=y\n{line}\n".encode()))
+
+    def module(self, loaded: bool = True) -> None:
+        lines = "drm 700416 5 rocket, Live 0x0\n"
+        if loaded:
+            lines = "rocket 45056 0 - Live 0x0000000000000000\n" + lines
+        self.write("/proc/modules", lines)
+
+    def identity(self, uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
+        self.write("/proc/self/status",
+                   f"Name:\tpython3\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+                   f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}\nGroups:\t{' '.join(map(str, groups))}\n")
+        self.write("/etc/passwd", f"root:x:0:0::/root:/bin/sh\nalarm:x:{uid}:{gid}::/home/alarm:/bin/sh\n")
+        self.write("/etc/group", "root:x:0:\nvideo:x:44:\nrender:x:989:\n")
+
+    def device(self, mode: int = 0o660, gid: int = 989) -> Path:
+        path = self.base / "dev/accel/accel0"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mknod(path, stat.S_IFCHR | mode, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("mknod is not permitted here: cannot build a fake character device")
+        os.chmod(path, mode)
+        os.chown(path, 0, gid)
+        return path
+
+    def library(self, source: Path, system_path: str = "/usr/lib/libteflon.so") -> Path:
+        target = self.base / system_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+        return target
+
+    def cpus(self, capacities: list[int] | None = None, max_freqs: list[int] | None = None) -> None:
+        values = capacities or max_freqs or []
+        for cpu, value in enumerate(values):
+            name = "cpu_capacity" if capacities else "cpufreq/cpuinfo_max_freq"
+            self.write(f"/sys/devices/system/cpu/cpu{cpu}/{name}", f"{value}\n")
+
+
+@pytest.fixture
+def fake_system(tmp_path: Path) -> FakeSystem:
+    return FakeSystem(tmp_path / "root")
+
+
+@pytest.fixture
+def ready_board(fake_system: FakeSystem, delegates: dict[str, Path]) -> FakeSystem:
+    """An RK3588 with Linux 6.18, rocket loaded, an accessible node and a loadable libteflon."""
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
+    fake_system.kernel("6.18.2-1-ARCH")
+    fake_system.module(loaded=True)
+    fake_system.identity(uid=1000, gid=1000, groups=(989,))
+    fake_system.device(mode=0o660, gid=989)
+    fake_system.library(delegates["passthrough"])
+    fake_system.cpus(capacities=[414, 414, 414, 414, 1024, 1024, 1024, 1024])
+    return fake_system

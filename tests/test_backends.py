@@ -1,0 +1,126 @@
+"""The npu / cpu / auto backends, with real external delegates compiled from C by the tests."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+from cli_runner import run_cli
+from conftest import CAT, DEFAULT_MODEL, MODELS
+
+import bredos_npu
+from bredos_npu.errors import EXIT_BACKEND, BackendError
+
+FLOAT_MODEL = MODELS / "mobilenet_v1_0.25_224_float.tflite"
+
+
+def prepare_count(library) -> int:
+    return ctypes.CDLL(str(library)).test_delegate_prepare_count()
+
+
+def test_npu_with_explicit_delegate_gives_the_cpu_answer(delegates):
+    before = prepare_count(delegates["passthrough"])
+    npu = bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(delegates["passthrough"]))
+    cpu = bredos_npu.load(DEFAULT_MODEL, backend="cpu")
+    assert prepare_count(delegates["passthrough"]) == before + 1  # TFLite really applied it
+    assert npu.backend.name == "npu" and npu.backend.delegate == str(delegates["passthrough"])
+    assert npu.backend.nodes.npu_nodes == 0 and npu.backend.nodes.npu_partitions == 0
+    assert npu.classify(CAT) == cpu.classify(CAT)
+    assert npu.classify(CAT)[0].index == 286
+
+
+def test_delegate_from_environment(delegates, monkeypatch):
+    monkeypatch.setenv("BREDOS_NPU_DELEGATE", str(delegates["passthrough"]))
+    assert bredos_npu.load(DEFAULT_MODEL, backend="npu").backend.delegate == str(delegates["passthrough"])
+
+
+def test_npu_on_a_ready_board_finds_libteflon(ready_board, monkeypatch):
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
+    model = bredos_npu.load(DEFAULT_MODEL)
+    assert model.backend.name == "npu" and model.backend.fallback_reason is None
+    assert model.backend.delegate == str(ready_board.base / "usr/lib/libteflon.so")
+    assert model.classify(CAT, top_k=1)[0].index == 286
+
+
+def test_null_delegate_is_a_clear_error(delegates, capfd):
+    library = delegates["null"]
+    outcome = run_cli(capfd, "classify", "-b", "npu", "--delegate", library, CAT)
+    assert outcome.code == EXIT_BACKEND
+    assert outcome.err.strip() == (
+        f"bredos-npu: error: The delegate {library} returned no delegate (it said: Couldn't open "
+        "kernel device): run `bredos-npu doctor` for details."
+    )
+
+
+def test_auto_falls_back_when_the_delegate_returns_null(delegates, capfd):
+    outcome = run_cli(capfd, "classify", "--delegate", delegates["null"], CAT)
+    assert outcome.code == 0
+    assert "1. Egyptian cat" in outcome.out
+    assert outcome.err.strip().endswith("(it said: Couldn't open kernel device): run `bredos-npu "
+                                        "doctor` for details; running on the CPU.")
+
+
+def test_library_without_entry_points(delegates):
+    expected = r"not a TFLite external delegate \(missing symbol tflite_plugin_create_delegate"
+    with pytest.raises(BackendError, match=expected):
+        bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(delegates["not_a_delegate"]))
+
+
+def test_library_that_is_not_a_shared_object(tmp_path):
+    fake = tmp_path / "libteflon.so"
+    fake.write_text("not ELF")
+    with pytest.raises(BackendError, match=f"Cannot load the delegate library {fake}"):
+        bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(fake))
+
+
+def test_missing_delegate_path(tmp_path):
+    with pytest.raises(BackendError, match="does not exist"):
+        bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(tmp_path / "none.so"))
+
+
+def test_npu_without_device(fake_system):
+    fake_system.kernel("6.18.1")
+    with pytest.raises(BackendError) as error:
+        bredos_npu.load(DEFAULT_MODEL, backend="npu", root=str(fake_system.base))
+    assert str(error.value) == (
+        "NPU not available: no NPU device node /dev/accel/accel0 (load the driver with `sudo "
+        "modprobe rocket`; run `bredos-npu doctor` for details)."
+    )
+
+
+def test_npu_without_library_on_cli(capfd, ready_board, monkeypatch):
+    ready_board.remove("/usr/lib/libteflon.so")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
+    outcome = run_cli(capfd, "classify", "-b", "npu", CAT)
+    assert outcome.code == EXIT_BACKEND
+    assert "Mesa's Teflon delegate was not found" in outcome.err
+    assert "sudo pacman -Syu mesa" in outcome.err and "Traceback" not in outcome.err
+
+
+def test_float_model_is_refused_on_npu(capfd, delegates):
+    outcome = run_cli(capfd, "classify", "-b", "npu", "-m", FLOAT_MODEL,
+                      "--delegate", delegates["passthrough"], CAT)
+    assert outcome.code == EXIT_BACKEND
+    assert "the model is float (not quantized)" in outcome.err
+    assert "run it with --backend cpu" in outcome.err
+
+
+def test_float_model_under_auto_runs_on_cpu_and_says_so(capfd, ready_board, monkeypatch):
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
+    outcome = run_cli(capfd, "classify", "-m", FLOAT_MODEL, CAT)
+    assert outcome.code == 0
+    assert "the model is float (not quantized)" in outcome.err
+    assert "running on the CPU" in outcome.err
+    assert "backend: cpu" in outcome.out
+
+
+def test_unknown_backend_in_api():
+    with pytest.raises(BackendError, match="Unknown backend 'gpu'"):
+        bredos_npu.load(DEFAULT_MODEL, backend="gpu")
+
+
+def test_cpu_backend_reports_xnnpack_nodes():
+    model = bredos_npu.load(DEFAULT_MODEL, backend="cpu")
+    nodes = model.backend.nodes
+    assert nodes.model_nodes == 66 and nodes.npu_nodes == 0
+    assert 0 < nodes.xnnpack_nodes <= 66 and nodes.xnnpack_partitions >= 1
