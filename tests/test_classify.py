@@ -236,3 +236,17 @@ def test_permission_denied_message(capfd, monkeypatch):
     monkeypatch.setattr("bredos_npu.tasks.image.Image.open", deny)
     expect_error(capfd, EXIT_IMAGE, f"Cannot read image {CAT}: permission denied.",
                  "classify", "-b", "cpu", CAT)
+
+
+def test_detection_model_is_not_a_classifier(capfd):
+    model = MODELS / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
+    expect_error(capfd, EXIT_MODEL,
+                 f"{model} is not an image classifier (its first output has shape 1x10x4, not one "
+                 "score per class): use a classification model.", "classify", "-b", "cpu", "-m", model)
+
+
+def test_model_with_several_inputs_is_not_a_classifier(capfd):
+    model = MODELS / "split_concat.tflite"
+    expect_error(capfd, EXIT_MODEL,
+                 f"{model} has 3 inputs: classify needs a model with one image input.",
+                 "classify", "-b", "cpu", "-m", model)

@@ -35,6 +35,7 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
     debug = debug or ctx.obj.get("debug", False)
     net = load(model, backend, labels=labels, delegate=delegate, threads=threads,
                mean=input_mean, std=input_std, debug=debug)
+    net.check_classifier()
     if net.backend.fallback_reason:
         click.echo(f"bredos-npu: {net.backend.fallback_reason.rstrip('.')}; running on the CPU.",
                    err=True)

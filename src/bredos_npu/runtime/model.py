@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import BackendError
+from bredos_npu.errors import BackendError, ModelError
 from bredos_npu.models import bundled
 from bredos_npu.models.labels import fit_labels, labels_from_model, read_label_file
 from bredos_npu.models.tflite_file import embedded_files, explain_load_failure, read_model_bytes
@@ -157,7 +157,19 @@ class Model:
 
     def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
         """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
+        self.check_classifier()
         return best_classes(self.scores(image), top_k, self.labels)
+
+    def check_classifier(self) -> None:
+        """Raise ModelError unless this is one image in, one vector of class scores out."""
+        if len(self.inputs) != 1:
+            raise ModelError(f"{self.path} has {len(self.inputs)} inputs: classify needs a model "
+                             "with one image input.")
+        shape = self.outputs[0].shape
+        if sum(1 for d in shape if d > 1) != 1:
+            shown = "x".join(map(str, shape))
+            raise ModelError(f"{self.path} is not an image classifier (its first output has shape "
+                             f"{shown}, not one score per class): use a classification model.")
 
     @property
     def classes(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image: pass image files.")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            # Large camera photos are normal here; Pillow's bomb warning is meant for servers.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if size_hint:
                 side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
                 image.draft("RGB", (side, side))
@@ -48,6 +51,8 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
             f"{path} is not an image Pillow can read (corrupt or unsupported format): "
             "use a JPEG, PNG or BMP file."
         ) from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"Image {path} is too large to decode safely: scale it down first.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"Image {path} is truncated or corrupt ({exc}): use an intact copy.") from None
 
