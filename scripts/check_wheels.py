@@ -2,8 +2,8 @@
 """Check that the runtime dependencies install as binary wheels on the boards we target.
 
 For each of CPython 3.11-3.14 on manylinux aarch64 (RK3588 boards: glibc 2.28 or newer), ask pip
-to resolve the dependency set of pyproject.toml as wheels only, as `pip download` does for a
-board. Also resolves the oldest supported numpy (1.26) where it has wheels (3.11, 3.12).
+to resolve the dependency set of pyproject.toml (with the ``plot`` extra) as wheels only, as
+`pip download` does for a board. Also resolves the oldest supported numpy (1.26) where it has wheels (3.11, 3.12).
 Exit status 0 when every combination resolves; otherwise prints pip's complaint and exits 1.
 """
 
@@ -16,14 +16,17 @@ import tomllib
 from pathlib import Path
 
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
-# ai-edge-litert is tagged manylinux_2_27, numpy/pillow manylinux_2_28, protobuf manylinux2014:
-# a glibc-2.28+ board accepts all three, and pip must be told each.
-PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64")
+# ai-edge-litert is tagged manylinux_2_27, numpy/pillow manylinux_2_28, matplotlib manylinux_2_26,
+# protobuf manylinux2014: a glibc-2.28+ board accepts all of them, and pip must be told each.
+PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26_aarch64",
+             "manylinux_2_24_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 OLDEST_NUMPY = ("numpy==1.26.*", ("3.11", "3.12"))
 
 
 def dependencies(pyproject: Path) -> list[str]:
-    return tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    """The runtime dependencies plus the optional ``plot`` extra users install on boards."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return [*project["dependencies"], *project["optional-dependencies"]["plot"]]
 
 
 def resolve(requirements: list[str], python: str) -> tuple[bool, list[str], str]:

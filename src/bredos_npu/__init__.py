@@ -8,6 +8,8 @@ from bredos_npu.errors import (
     ModelError,
     RuntimeMissingError,
 )
+from bredos_npu.models.inspection.analysis import Inspection
+from bredos_npu.models.inspection.analysis import inspect_model as inspect
 from bredos_npu.runtime.model import Model, load
 from bredos_npu.system.doctor import diagnose
 from bredos_npu.tasks.classify import Class
@@ -19,11 +21,13 @@ __all__ = [
     "BredosNpuError",
     "Class",
     "ImageError",
+    "Inspection",
     "LabelsError",
     "Model",
     "ModelError",
     "RuntimeMissingError",
     "__version__",
     "diagnose",
+    "inspect",
     "load",
 ]

@@ -23,10 +23,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bredos_npu.cli import classify, doctor
+    from bredos_npu.cli import classify, doctor, inspect
 
     cli.add_command(classify.classify)
     cli.add_command(doctor.doctor)
+    cli.add_command(inspect.inspect)
 
 
 _register()

@@ -71,3 +71,129 @@ def doctor_text(report: Report) -> str:
     verdict_colour = "green" if report.npu_ready else "yellow"
     lines.append(click.style(report.verdict, fg=verdict_colour, bold=True))
     return "\n".join(lines)
+
+
+DTYPE_SHORT = {"uint8": "u8", "int8": "i8", "float32": "f32", "int32": "i32", "int16": "i16",
+               "float16": "f16", "int64": "i64", "bool": "b"}
+
+
+def _shape(tensor: Any) -> str:
+    return "x".join(map(str, tensor.shape)) or "scalar"
+
+
+def _quant(tensor: Any) -> str:
+    if not tensor.quantized:
+        return "-"
+    return f"per-axis({len(tensor.scales)})" if tensor.per_axis else "per-tensor"
+
+
+def _params(op: Any) -> str:
+    o = op.options
+    parts = []
+    if "filter_w" in o:
+        parts.append(f"f{o['filter_w']}x{o['filter_h']}")
+    if "stride_w" in o:
+        parts.append(f"s{o['stride_w']}x{o['stride_h']}")
+    if o.get("dilation_w", 1) > 1 or o.get("dilation_h", 1) > 1:
+        parts.append(f"d{o['dilation_w']}x{o['dilation_h']}")
+    if "padding" in o:
+        parts.append(o["padding"])
+    if o.get("activation", "NONE") != "NONE":
+        parts.append(o["activation"])
+    return " ".join(parts)
+
+
+def inspection_rows(inspection: Any) -> list[list[str]]:
+    rows = [["#", "op", "input", "output", "type", "weights", "params", "MACs", "where", "why / hazards"]]
+    for op in inspection.ops:
+        data = op.inputs[0] if op.inputs else None
+        weights = op.inputs[1] if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(op.inputs) > 1 else None
+        dtype = DTYPE_SHORT.get(data.dtype, data.dtype) if data else "-"
+        out = op.outputs[0] if op.outputs else None
+        if out is not None and data is not None and out.dtype != data.dtype:
+            dtype += ">" + DTYPE_SHORT.get(out.dtype, out.dtype)
+        where = f"NPU p{op.partition}" if op.target == "npu" else "CPU"
+        notes = [op.reason] if op.reason else []
+        notes += [f"! {h}" for h in op.hazards]
+        rows.append([str(op.index), op.name, _shape(data) if data else "-", _shape(out) if out else "-",
+                     dtype, _quant(weights) if weights else "", _params(op),
+                     _count(op.macs) if op.macs else "", where, "; ".join(notes)])
+    return rows
+
+
+def _count(value: float) -> str:
+    """12.3M, 4.6k, 512."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}"
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def inspection_text(inspection: Any) -> str:
+    lines = [f"model: {inspection.path}", "", table(inspection_rows(inspection)), ""]
+    lines.append(f"MACs: {inspection.total_macs / 1e6:.1f} M in all, {inspection.npu_macs / 1e6:.1f} M "
+                 "on the NPU")
+    for hand in inspection.hand_overs:
+        lines.append(f"partition p{hand.partition}: {len(hand.inputs)} tensor(s) in, "
+                     f"{len(hand.outputs)} out, {hand.bytes / 1024:.1f} KiB copied per inference")
+    for advice in inspection.advice:
+        lines.append(f"advice: {advice}")
+    lines.append(click.style(inspection.summary, bold=True))
+    return "\n".join(lines)
+
+
+def runtime_check_text(check: Any) -> str:
+    if not check.ran:
+        return f"runtime: not checked ({check.reason.rstrip('.')}); the prediction above is static only"
+    if check.agrees:
+        return f"runtime: the delegate ({check.delegate}) took exactly the predicted ops"
+    lines = [f"runtime: the delegate ({check.delegate}) differs from the prediction"]
+    if check.predicted_only:
+        lines.append(f"  predicted on the NPU but left on the CPU: ops {_ids(check.predicted_only)}")
+    if check.runtime_only:
+        lines.append(f"  taken by the NPU although predicted on the CPU: ops {_ids(check.runtime_only)}")
+    return "\n".join(lines)
+
+
+def _ids(indices: tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, indices[:20]))
+    return shown + (f" (+{len(indices) - 20} more)" if len(indices) > 20 else "")
+
+
+def _tensor_dict(tensor: Any) -> dict[str, Any]:
+    return {"index": tensor.index, "shape": list(tensor.shape), "dtype": tensor.dtype,
+            "quantization": "per-axis" if tensor.per_axis else "per-tensor" if tensor.quantized
+            else "none", "constant": tensor.constant}
+
+
+def inspection_dict(inspection: Any, check: Any = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "model": str(inspection.path),
+        "summary": inspection.summary,
+        "ops_total": len(inspection.ops),
+        "ops_npu": len(inspection.npu_ops),
+        "macs_total": inspection.total_macs,
+        "macs_npu": inspection.npu_macs,
+        "npu_mac_share": round(inspection.npu_mac_share, 6),
+        "partitions": inspection.partitions,
+        "hand_overs": [h._asdict() for h in inspection.hand_overs],
+        "advice": inspection.advice,
+        "ops": [{"index": op.index, "op": op.name, "target": op.target, "reason": op.reason,
+                 "hazards": list(op.hazards), "macs": op.macs, "partition": op.partition,
+                 "options": op.options, "inputs": [_tensor_dict(t) for t in op.inputs],
+                 "outputs": [_tensor_dict(t) for t in op.outputs]} for op in inspection.ops],
+    }
+    if check is not None:
+        data["runtime"] = {"ran": check.ran, "reason": check.reason, "delegate": check.delegate,
+                           "agrees": check.agrees, "predicted_only": list(check.predicted_only),
+                           "runtime_only": list(check.runtime_only)}
+    return data

@@ -24,7 +24,7 @@ from bredos_npu.runtime.backends import (
 )
 from bredos_npu.runtime.cstderr import capture_native_stderr
 from bredos_npu.runtime.litert import Runtime, find_runtime
-from bredos_npu.runtime.nodes import NodeSummary, summarise
+from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.classify import Class, to_probabilities
@@ -42,6 +42,7 @@ class BackendInfo:
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
     external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
     are pinned to (empty: not pinned). fallback_reason: why "auto" did not use the NPU.
+    npu_node_indices: the model's operator indices that the NPU delegate took.
     """
 
     name: str
@@ -52,6 +53,7 @@ class BackendInfo:
     cpu_reason: str
     fallback_reason: str | None
     nodes: NodeSummary
+    npu_node_indices: tuple[int, ...] = ()
 
 
 class Timings(NamedTuple):
@@ -222,9 +224,11 @@ def load(
             fallback, library = str(why), None
     after_delegate = len(interpreter._get_ops_details())
     _allocate(interpreter, model_path, cpu, debug)
-    nodes = summarise(interpreter._get_ops_details(), len(ops), after_delegate)
+    live_ops = interpreter._get_ops_details()
+    nodes = summarise(live_ops, len(ops), after_delegate)
+    npu_nodes = taken_nodes(live_ops, range(len(ops), after_delegate), len(ops))
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
-                       cpu.reason, fallback, nodes)
+                       cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)))
     output_classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
     names = _labels(labels, content, output_classes)
     load_ms = (time.perf_counter() - started) * 1e3

@@ -53,12 +53,13 @@ def replaced_nodes(ops: Sequence[dict[str, Any]], delegate_index: int, model_nod
     return found
 
 
-def count_taken(ops: Sequence[dict[str, Any]], kernels: range, model_nodes: int) -> int:
+def taken_nodes(ops: Sequence[dict[str, Any]], kernels: range, model_nodes: int) -> set[int]:
+    """Every original node replaced by the delegate kernels at ``kernels``."""
     taken: set[int] = set()
     for index in kernels:
         if ops[index]["op_name"] == DELEGATE_OP:
             taken |= replaced_nodes(ops, index, model_nodes)
-    return len(taken)
+    return taken
 
 
 def summarise(ops: Sequence[dict[str, Any]], model_nodes: int, after_delegate: int) -> NodeSummary:
@@ -70,8 +71,8 @@ def summarise(ops: Sequence[dict[str, Any]], model_nodes: int, after_delegate: i
     xnnpack = range(after_delegate, len(ops))
     return NodeSummary(
         model_nodes=model_nodes,
-        npu_nodes=count_taken(ops, npu, model_nodes),
+        npu_nodes=len(taken_nodes(ops, npu, model_nodes)),
         npu_partitions=len(npu),
-        xnnpack_nodes=count_taken(ops, xnnpack, model_nodes),
+        xnnpack_nodes=len(taken_nodes(ops, xnnpack, model_nodes)),
         xnnpack_partitions=len(xnnpack),
     )

@@ -1,0 +1,45 @@
+"""``bredos-npu inspect``: what Teflon would run on the NPU, from the model file alone."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+@click.option("--runtime", is_flag=True,
+              help="Also load the model on the NPU and compare with the nodes Teflon really takes.")
+@click.option("--plot", metavar="FILE.png", help="Draw the ops as bars (MACs), coloured by verdict.")
+@click.option("--delegate", metavar="PATH", help="Delegate library for --runtime.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate: str | None,
+            debug: bool) -> None:
+    """Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.
+
+    Per operator: type, shapes, dtypes, quantization, strides, dilation, padding, activation,
+    MACs and the verdict (npu/cpu with the reason), hazards, partitions and advice.
+    """
+    from bredos_npu.cli import render
+    from bredos_npu.models.inspection.analysis import inspect_model
+
+    inspection = inspect_model(model)
+    check = None
+    if runtime:
+        from bredos_npu.runtime.verify import verify_on_npu
+
+        check = verify_on_npu(inspection, delegate)
+    if plot:
+        from bredos_npu.plotting import plot_inspection
+
+        plot_inspection(inspection, plot)
+    if as_json:
+        click.echo(json.dumps(render.inspection_dict(inspection, check), indent=2))
+        return
+    click.echo(render.inspection_text(inspection))
+    if check is not None:
+        click.echo(render.runtime_check_text(check))
+    if plot:
+        click.echo(f"plot written to {plot}")

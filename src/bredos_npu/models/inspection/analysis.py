@@ -1,0 +1,160 @@
+"""Putting it together: per-op verdicts, MACs, partitions, hazards and advice for one model."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bredos_npu.models.inspection import rules
+from bredos_npu.models.inspection.graph import Graph, TensorInfo, parse
+from bredos_npu.models.inspection.macs import op_macs
+from bredos_npu.models.inspection.partition import HandOver, Subset, hand_overs, partition
+from bredos_npu.models.tflite_file import read_model_bytes
+
+ADD_CRASH = ("ADD that Teflon claims but rocket cannot fuse into a convolution producing its first "
+             "input in the same partition: Mesa asserts or crashes (rkt_ml_subgraph_create)")
+
+
+@dataclass(frozen=True)
+class OpReport:
+    """One operator with its verdict: ``target`` "npu"/"cpu", ``reason`` for cpu, hazards."""
+
+    index: int
+    name: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    options: dict[str, Any]
+    macs: int
+    target: str
+    reason: str
+    hazards: tuple[str, ...]
+    partition: int | None = None  # index of its NPU partition
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The static analysis of one model; see :func:`inspect_model`."""
+
+    path: Path
+    ops: list[OpReport]
+    subsets: list[Subset]
+    hand_overs: list[HandOver]
+    advice: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def npu_ops(self) -> list[OpReport]:
+        return [op for op in self.ops if op.target == rules.NPU]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def npu_macs(self) -> int:
+        return sum(op.macs for op in self.npu_ops)
+
+    @property
+    def npu_mac_share(self) -> float:
+        """Share of MACs on the NPU, 0..1 (0 for a model without MACs)."""
+        return self.npu_macs / self.total_macs if self.total_macs else 0.0
+
+    @property
+    def partitions(self) -> int:
+        return sum(1 for s in self.subsets if s.delegated)
+
+    @property
+    def hazards(self) -> list[tuple[int, str]]:
+        return [(op.index, h) for op in self.ops for h in op.hazards]
+
+    @property
+    def summary(self) -> str:
+        """E.g. ``NPU: 63/66 ops, 99.6% of MACs, 1 partition, 2 hand-overs``."""
+        n = self.partitions
+        copies = sum(len(h.inputs) + len(h.outputs) for h in self.hand_overs)
+        return (f"NPU: {len(self.npu_ops)}/{len(self.ops)} ops, {self.npu_mac_share:.1%} of MACs, "
+                f"{n} partition{'s' if n != 1 else ''}, {copies} hand-over{'s' if copies != 1 else ''}")
+
+
+def inspect_model(path: str | os.PathLike[str]) -> Inspection:
+    """Predict, from the file alone, which ops Mesa Teflon would run on the RK3588 NPU."""
+    started = time.perf_counter()
+    path = Path(path)
+    graph = parse(read_model_bytes(path), path)
+    verdicts = [rules.judge(op, graph) for op in graph.ops]
+    claimed = {i for i, v in enumerate(verdicts) if v.target == rules.NPU}
+    subsets = partition(graph, claimed)
+    verdicts = _check_add_fusion(graph, subsets, verdicts)
+    partition_of = {node: number for number, s in enumerate(s for s in subsets if s.delegated)
+                    for node in s.nodes}
+    reports = [
+        OpReport(op.index, op.name, tuple(graph.tensors[t] for t in op.inputs if t >= 0),
+                 tuple(graph.tensors[t] for t in op.outputs), op.options, op_macs(op, graph),
+                 v.target, v.reason, v.hazards, partition_of.get(op.index))
+        for op, v in zip(graph.ops, verdicts, strict=True)
+    ]
+    inspection = Inspection(path, reports, subsets, hand_overs(graph, subsets))
+    inspection.advice.extend(advise(inspection, graph))
+    return Inspection(path, reports, subsets, inspection.hand_overs, inspection.advice,
+                      time.perf_counter() - started)
+
+
+def _check_add_fusion(graph: Graph, subsets: list[Subset], verdicts: list[rules.Verdict]
+                      ) -> list[rules.Verdict]:
+    producers = graph.producer()
+    checked = list(verdicts)
+    for subset in subsets:
+        if not subset.delegated:
+            continue
+        for node in subset.nodes:
+            op = graph.ops[node]
+            if op.name == "ADD" and not rules.fusable_add(op, subset.nodes, graph, producers):
+                checked[node] = checked[node]._replace(hazards=(*checked[node].hazards, ADD_CRASH))
+    return checked
+
+
+def advise(inspection: Inspection, graph: Graph) -> list[str]:
+    """Concrete advice when coverage is poor or hazards exist."""
+    ops = inspection.ops
+    advice = []
+    reasons = " ".join(op.reason for op in ops)
+    float_model = any(op.name in rules.CONVOLUTIONS and op.inputs[0].dtype.startswith("float")
+                      for op in ops)
+    if float_model:
+        advice.append("This is a float model: quantize it to full-integer uint8 with per-tensor "
+                      "weights before using the NPU (float on rocket is unsafe).")
+    if "per-axis" in reasons:
+        advice.append("Convolutions with per-axis (per-channel) int8 weights stay on the CPU: "
+                      "re-quantize per-tensor uint8 (e.g. TF1-style quantization-aware training, "
+                      "or the TFLite converter with per-channel quantization disabled).")
+    if _has_silu(graph):
+        advice.append("SiLU activations (LOGISTIC followed by MUL, as in YOLOv8) are not offloaded: "
+                      "a ReLU/ReLU6 variant of the model keeps the convolutions together on the NPU.")
+    if not any(op.name in rules.CONVOLUTIONS for op in ops):
+        advice.append("This model has no convolutions: Teflon's rocket driver offloads CNN "
+                      "convolutions only, so it runs on the CPU.")
+    if any("int8 data" in h for _, h in inspection.hazards):
+        advice.append("int8 convolutions are claimed but rocket computes as uint8 and Mesa only "
+                      "validates uint8: compare NPU results against --backend cpu.")
+    if any(h == ADD_CRASH for _, h in inspection.hazards):
+        advice.append("Some ADDs would crash Mesa when offloaded: run this model with --backend cpu "
+                      "until Mesa handles them.")
+    if inspection.partitions > 3:
+        splitters = sorted({graph.ops[n].name for s in inspection.subsets if not s.delegated
+                            for n in s.nodes})
+        advice.append(f"{inspection.partitions} NPU partitions: every CPU op between them "
+                      f"({', '.join(splitters[:5])}) costs a copy in and out of the NPU.")
+    return advice
+
+
+def _has_silu(graph: Graph) -> bool:
+    producers = graph.producer()
+    for op in graph.ops:
+        if op.name == "MUL":
+            sources = [producers.get(t) for t in op.inputs]
+            if any(s is not None and graph.ops[s].name == "LOGISTIC" for s in sources):
+                return True
+    return False

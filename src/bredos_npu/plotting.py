@@ -1,0 +1,59 @@
+"""Pictures for people: PNG charts drawn with matplotlib (the optional ``plot`` extra)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bredos_npu.errors import BredosNpuError
+
+INSTALL_HINT = "pip install 'bredos-npu[plot]'"
+NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR = "#2a9d8f", "#9aa0a6", "#e76f51"
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend, or a clear error when it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise BredosNpuError(
+            f"--plot needs matplotlib, which is not installed: run `{INSTALL_HINT}`."
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(figure: Any, path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    if target.parent and not target.parent.is_dir():
+        raise BredosNpuError(f"Cannot write {target}: the folder {target.parent} does not exist.")
+    figure.savefig(target, dpi=120, bbox_inches="tight")
+    pyplot().close(figure)
+    return target
+
+
+def plot_inspection(inspection: Any, path: str | os.PathLike[str]) -> Path:
+    """Ops in execution order as bars (height = MACs), coloured by verdict, NPU partitions shaded."""
+    plt = pyplot()
+    ops = inspection.ops
+    figure, axes = plt.subplots(figsize=(max(8, min(24, len(ops) * 0.12)), 4.5))
+    colours = [HAZARD_COLOUR if op.hazards else NPU_COLOUR if op.target == "npu" else CPU_COLOUR
+               for op in ops]
+    heights = [op.macs / 1e6 for op in ops]
+    axes.bar(range(len(ops)), heights, color=colours, width=0.85)
+    for subset in inspection.subsets:
+        if subset.delegated:
+            axes.axvspan(min(subset.nodes) - 0.5, max(subset.nodes) + 0.5, color=NPU_COLOUR, alpha=0.08)
+    zero_mac = [i for i, h in enumerate(heights) if h == 0]
+    axes.scatter(zero_mac, [0] * len(zero_mac), marker="|", s=60,
+                 c=[colours[i] for i in zero_mac], zorder=3)
+    axes.set_xlabel("operator (execution order); shaded: NPU partitions")
+    axes.set_ylabel("MACs (millions)")
+    axes.set_title(f"{inspection.path.name}: {inspection.summary}", fontsize=10)
+    axes.set_xlim(-1, len(ops))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR)]
+    axes.legend(handles, ["NPU", "CPU", "NPU with hazard"], loc="upper right", fontsize=8)
+    return save(figure, path)
