@@ -3,7 +3,8 @@
 
 For each of CPython 3.11-3.14 on manylinux aarch64 (RK3588 boards: glibc 2.28 or newer), ask pip
 to resolve the dependency set of pyproject.toml (with the ``plot`` extra) as wheels only, as
-`pip download` does for a board. Also resolves the oldest supported numpy (1.26) where it has wheels (3.11, 3.12).
+`pip download` does for a board. Also resolves the oldest supported numpy (1.26) where it has
+wheels (3.11, 3.12).
 Exit status 0 when every combination resolves; otherwise prints pip's complaint and exits 1.
 """
 
