@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bredos_npu.errors import BredosNpuError
+from bredos_npu.outputs import atomic_open
 
 INSTALL_HINT = "pip install 'bredos-npu[plot]'"
 NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR = "#2a9d8f", "#9aa0a6", "#e76f51"
@@ -27,10 +28,10 @@ def pyplot() -> Any:
 
 
 def save(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Write the figure as PNG, atomically (callers check the path with check_output first)."""
     target = Path(path)
-    if target.parent and not target.parent.is_dir():
-        raise BredosNpuError(f"Cannot write {target}: the folder {target.parent} does not exist.")
-    figure.savefig(target, dpi=120, bbox_inches="tight")
+    with atomic_open(target, "wb") as out:
+        figure.savefig(out, format="png", dpi=120, bbox_inches="tight")
     pyplot().close(figure)
     return target
 
@@ -56,4 +57,21 @@ def plot_inspection(inspection: Any, path: str | os.PathLike[str]) -> Path:
     axes.set_xlim(-1, len(ops))
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR)]
     axes.legend(handles, ["NPU", "CPU", "NPU with hazard"], loc="upper right", fontsize=8)
+    return save(figure, path)
+
+
+def plot_latencies(results: list[Any], path: str | os.PathLike[str]) -> Path:
+    """Box plots of each measured backend's latencies, side by side (ms)."""
+    plt = pyplot()
+    measured = [r for r in results if r.latencies_ms]
+    figure, axes = plt.subplots(figsize=(2.5 + 2 * max(1, len(results)), 4.5))
+    if measured:
+        parts = axes.boxplot([r.latencies_ms for r in measured], patch_artist=True, showmeans=True)
+        axes.set_xticks(range(1, len(measured) + 1), [r.backend for r in measured])
+        for box, run in zip(parts["boxes"], measured, strict=True):
+            box.set_facecolor(NPU_COLOUR if run.backend == "npu" else CPU_COLOUR)
+    missing = [r.backend for r in results if not r.latencies_ms]
+    note = f" (not available: {', '.join(missing)})" if missing else ""
+    axes.set_ylabel("latency per inference (ms)")
+    axes.set_title(f"latency by backend{note}", fontsize=10)
     return save(figure, path)

@@ -23,8 +23,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bredos_npu.cli import classify, doctor, inspect
+    from bredos_npu.cli import bench, classify, doctor, inspect
 
+    cli.add_command(bench.bench)
     cli.add_command(classify.classify)
     cli.add_command(doctor.doctor)
     cli.add_command(inspect.inspect)

@@ -14,9 +14,10 @@ import click
               help="Also load the model on the NPU and compare with the nodes Teflon really takes.")
 @click.option("--plot", metavar="FILE.png", help="Draw the ops as bars (MACs), coloured by verdict.")
 @click.option("--delegate", metavar="PATH", help="Delegate library for --runtime.")
+@click.option("--force", is_flag=True, help="Overwrite the --plot file if it exists.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate: str | None,
-            debug: bool) -> None:
+            force: bool, debug: bool) -> None:
     """Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.
 
     Per operator: type, shapes, dtypes, quantization, strides, dilation, padding, activation,
@@ -24,7 +25,10 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
     """
     from bredos_npu.cli import render
     from bredos_npu.models.inspection.analysis import inspect_model
+    from bredos_npu.outputs import check_output
 
+    if plot:
+        check_output(plot, force)
     inspection = inspect_model(model)
     check = None
     if runtime:

@@ -197,3 +197,81 @@ def inspection_dict(inspection: Any, check: Any = None) -> dict[str, Any]:
                            "agrees": check.agrees, "predicted_only": list(check.predicted_only),
                            "runtime_only": list(check.runtime_only)}
     return data
+
+
+BENCH_STATS = ("mean", "std", "min", "p50", "p90", "p99", "max")
+
+
+def _speedups(results: list[Any]) -> dict[str, float | None]:
+    cpu = next((r.stats for r in results if r.backend == "cpu" and r.stats), None)
+    return {r.backend: (cpu.mean / r.stats.mean if cpu and r.stats else None) for r in results}
+
+
+def bench_rows(results: list[Any]) -> list[dict[str, Any]]:
+    """One flat row per backend (the --csv columns); empty figures when not available."""
+    speedups = _speedups(results)
+    rows = []
+    for run in results:
+        stats, info = run.stats, run.info
+        row: dict[str, Any] = {"backend": run.backend, "available": run.error is None,
+                               "reason": run.error or "", "init_ms": "", "first_ms": "",
+                               "warmup_mean_ms": ""}
+        row.update({f"{k}_ms": "" for k in BENCH_STATS})
+        row.update({"inferences_per_s": "", "runs": "", "speedup_vs_cpu": "",
+                    "npu_nodes": "", "xnnpack_nodes": "", "model_nodes": "", "threads": "", "cpus": "",
+                    "parallel_interpreters": "", "parallel_threads_each": "", "parallel_per_s": "",
+                    "parallel_efficiency": ""})
+        if stats and info:
+            row.update({"init_ms": round(run.init_ms, 3), "first_ms": round(run.first_ms, 3),
+                        "warmup_mean_ms": round(sum(run.warmup_ms) / len(run.warmup_ms), 3)
+                        if run.warmup_ms else ""})
+            row.update({f"{k}_ms": round(getattr(stats, k), 3) for k in BENCH_STATS})
+            row.update({"inferences_per_s": round(stats.per_second, 2), "runs": stats.count,
+                        "speedup_vs_cpu": round(speedups[run.backend], 3) if speedups[run.backend] else "",
+                        "npu_nodes": info.nodes.npu_nodes, "xnnpack_nodes": info.nodes.xnnpack_nodes,
+                        "model_nodes": info.nodes.model_nodes, "threads": info.threads,
+                        "cpus": " ".join(map(str, info.cpus))})
+        if run.parallel:
+            row.update({"parallel_interpreters": run.parallel.interpreters,
+                        "parallel_threads_each": run.parallel.threads,
+                        "parallel_per_s": round(run.parallel.per_second, 2),
+                        "parallel_efficiency": round(run.parallel.efficiency, 4)})
+        rows.append(row)
+    return rows
+
+
+def bench_dict(results: list[Any], model: str | None, image: str | None) -> dict[str, Any]:
+    return {"model": model or "bundled default", "input": image or "random",
+            "backends": [{**row, "latencies_ms": [round(v, 4) for v in run.latencies_ms]}
+                         for row, run in zip(bench_rows(results), results, strict=True)]}
+
+
+def bench_text(results: list[Any], model: str | None, image: str | None) -> str:
+    speedups = _speedups(results)
+    head = ["backend", "init", "first", "warm-up", *BENCH_STATS, "inf/s", "vs cpu", "delegated", "threads"]
+    rows = [head]
+    notes = []
+    for run in results:
+        stats, info = run.stats, run.info
+        if not stats or not info:
+            rows.append([run.backend, *["-"] * (len(head) - 1)])
+            notes.append(f"{run.backend}: not available: {run.error}")
+            continue
+        warm = sum(run.warmup_ms) / len(run.warmup_ms) if run.warmup_ms else 0.0
+        n = info.nodes
+        delegated = (f"{n.npu_nodes}/{n.model_nodes} NPU" if run.backend == "npu"
+                     else f"{n.xnnpack_nodes}/{n.model_nodes} XNNPACK")
+        cpus = f" (cpus {','.join(map(str, info.cpus))})" if info.cpus else ""
+        speed = speedups[run.backend]
+        rows.append([run.backend, f"{run.init_ms:.1f}", f"{run.first_ms:.2f}", f"{warm:.2f}",
+                     *[f"{getattr(stats, k):.2f}" for k in BENCH_STATS], f"{stats.per_second:.1f}",
+                     f"{speed:.2f}x" if speed else "-", delegated, f"{info.threads}{cpus}"])
+        if run.parallel:
+            p = run.parallel
+            notes.append(f"{run.backend}: {p.interpreters} interpreters x {p.threads} thread(s) in "
+                         f"parallel: {p.per_second:.1f} inf/s in all, {p.efficiency:.0%} scaling "
+                         f"efficiency (one alone: {p.single_per_second:.1f} inf/s; "
+                         f"{p.per_second / stats.per_second:.2f}x the single interpreter above)")
+    title = (f"model: {model or 'bundled default (mobilenet_v2_1.0_224_quant)'}, input: "
+             f"{image or 'random'}, times in ms, {results[0].stats.count if results[0].stats else 0} runs")
+    return "\n".join([title, table(rows), *notes])

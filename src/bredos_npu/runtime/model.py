@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from bredos_npu.runtime.backends import (
 from bredos_npu.runtime.cstderr import capture_native_stderr
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
+from bredos_npu.runtime.pipeline import Result, run_pipeline
 from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.classify import Class, to_probabilities
@@ -107,7 +108,7 @@ class Model:
 
     def __init__(self, interpreter: Any, path: Path, runtime: Runtime, backend: BackendInfo,
                  labels: list[str] | None, load_ms: float, mean: float | None = None,
-                 std: float | None = None) -> None:
+                 std: float | None = None, load_options: dict[str, Any] | None = None) -> None:
         self.interpreter = interpreter
         self.path = path
         self.runtime = runtime
@@ -119,6 +120,11 @@ class Model:
         self.mean, self.std = mean, std
         self.last_timings = Timings(0.0, 0.0)
         self.invocations = 0
+        self.load_options = load_options or {}
+
+    def clone(self, **changes: Any) -> Model:
+        """Another interpreter for the same model and options (one per thread for parallel runs)."""
+        return load(self.path, **{**self.load_options, **changes})
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -151,16 +157,36 @@ class Model:
         """Dequantized class probabilities (0..1) of a classifier for ``image``."""
         started = time.perf_counter()
         tensor = self.preprocess(image)
-        prepared = time.perf_counter()
+        prepare_ms = (time.perf_counter() - started) * 1e3
+        return self.scores_of_tensor(tensor, prepare_ms)
+
+    def scores_of_tensor(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> np.ndarray:
+        """Like :meth:`scores` for an input tensor made by :meth:`preprocess`."""
+        started = time.perf_counter()
         raw = self.invoke(tensor)[0]
-        finished = time.perf_counter()
-        self.last_timings = Timings((prepared - started) * 1e3, (finished - prepared) * 1e3)
+        self.last_timings = Timings(preprocess_ms, (time.perf_counter() - started) * 1e3)
         return to_probabilities(dequantize(raw, self.outputs[0].quant))
 
     def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
         """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
         self.check_classifier()
         return best_classes(self.scores(image), top_k, self.labels)
+
+    def classify_tensor(self, tensor: np.ndarray, top_k: int = 5) -> list[Class]:
+        """Like :meth:`classify` for an input tensor made by :meth:`preprocess`."""
+        return best_classes(self.scores_of_tensor(tensor), top_k, self.labels)
+
+    def classify_many(self, images: Iterable[ImageSource], top_k: int = 5, parallel: int = 1,
+                      decoders: int | None = None) -> Iterator[Result]:
+        """Classify many images, yielding one :class:`Result` per image in input order.
+
+        Decoding runs in ``decoders`` threads ahead of inference on ``parallel`` interpreters
+        (this one plus clones); queues are bounded, so memory stays flat on any number of images.
+        A broken image gives a Result with ``error`` set; the others go on.
+        """
+        self.check_classifier()
+        yield from run_pipeline(self, images, lambda model, tensor: model.classify_tensor(tensor, top_k),
+                                parallel=parallel, decoders=decoders)
 
     def check_classifier(self) -> None:
         """Raise ModelError unless this is one image in, one vector of class scores out."""
@@ -232,7 +258,9 @@ def load(
     output_classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
     names = _labels(labels, content, output_classes)
     load_ms = (time.perf_counter() - started) * 1e3
-    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std)
+    options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
+               "root": root, "mean": mean, "std": std, "debug": debug}
+    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options)
 
 
 def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool) -> str:

@@ -1,0 +1,87 @@
+"""Many inputs through one model: decoding ahead of inference, N interpreters, input order kept.
+
+Decoding (Pillow) and TFLite's invoke both release the GIL, so threads overlap them for real.
+At most ``window`` inputs are in flight, so memory stays flat on a folder of any size.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from bredos_npu.errors import ImageError
+
+
+class Result(NamedTuple):
+    """One input's outcome: ``value`` (e.g. a list of Class) or ``error`` (one sentence).
+
+    index: position in the input sequence. source: the input as given (a path or "<array>").
+    preprocess_ms / inference_ms: time spent on this input in each stage.
+    """
+
+    index: int
+    source: str
+    value: Any
+    error: str | None
+    preprocess_ms: float
+    inference_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def default_decoders() -> int:
+    import os
+
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, np.ndarray], Any],
+                 parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
+    """Yield ``task(model, model.preprocess(source))`` for each source, in input order."""
+    parallel = max(1, parallel)
+    decoders = decoders or default_decoders()
+    models: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    models.put(model)
+    for _ in range(parallel - 1):
+        models.put(model.clone())
+    window = 2 * (parallel + decoders)
+
+    def decode(source: Any) -> tuple[np.ndarray | None, str | None, float]:
+        started = time.perf_counter()
+        try:
+            return model.preprocess(source), None, (time.perf_counter() - started) * 1e3
+        except ImageError as error:
+            return None, str(error), (time.perf_counter() - started) * 1e3
+
+    def infer(index: int, source: Any, decoded: Future) -> Result:
+        tensor, error, prepare_ms = decoded.result()
+        label = source if isinstance(source, str) else str(source) if not isinstance(
+            source, np.ndarray) else "<array>"
+        if tensor is None:
+            return Result(index, label, None, error, prepare_ms, 0.0)
+        worker = models.get()
+        try:
+            started = time.perf_counter()
+            value = task(worker, tensor)
+            return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
+        finally:
+            models.put(worker)
+
+    with ThreadPoolExecutor(decoders, "decode") as decode_pool, \
+            ThreadPoolExecutor(parallel, "infer") as infer_pool:
+        pending: deque[Future] = deque()
+        for index, source in enumerate(sources):
+            decoded = decode_pool.submit(decode, source)
+            pending.append(infer_pool.submit(infer, index, source, decoded))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,97 @@
+"""`bredos-npu bench`: figures only where measured, JSON/CSV schema, plot, parallel runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from cli_runner import run_cli
+from conftest import CAT
+from PIL import Image
+
+CSV_COLUMNS = [
+    "backend", "available", "reason", "init_ms", "first_ms", "warmup_mean_ms", "mean_ms", "std_ms",
+    "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "inferences_per_s", "runs", "speedup_vs_cpu",
+    "npu_nodes", "xnnpack_nodes", "model_nodes", "threads", "cpus", "parallel_interpreters",
+    "parallel_threads_each", "parallel_per_s", "parallel_efficiency",
+]
+
+
+@pytest.fixture
+def no_npu(fake_system, monkeypatch):
+    fake_system.kernel("6.18.0")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
+
+
+def bench_json(capfd, *args):
+    outcome = run_cli(capfd, "bench", "--runs", "5", "--warmup", "1", "--json", *args)
+    assert outcome.code == 0, outcome.err
+    return json.loads(outcome.out)
+
+
+def test_cpu_figures_and_unavailable_npu_reported_not_raised(capfd, no_npu):
+    data = bench_json(capfd)
+    cpu, npu = data["backends"]
+    assert cpu["backend"] == "cpu" and cpu["available"] and cpu["runs"] == 5
+    assert len(cpu["latencies_ms"]) == 5 and cpu["min_ms"] <= cpu["p50_ms"] <= cpu["max_ms"]
+    assert cpu["speedup_vs_cpu"] == 1.0 and cpu["model_nodes"] == 66
+    assert npu["available"] is False and npu["mean_ms"] == "" and npu["latencies_ms"] == []
+    assert npu["reason"].startswith("NPU not available: no NPU device node /dev/accel/accel0")
+
+
+def test_text_table_says_not_available(capfd, no_npu):
+    outcome = run_cli(capfd, "bench", "--runs", "3", "--warmup", "0")
+    assert outcome.code == 0
+    assert "npu: not available: NPU not available" in outcome.out
+    lines = outcome.out.splitlines()
+    assert lines[1].split()[:4] == ["backend", "init", "first", "warm-up"]
+    assert lines[2].startswith("cpu ") and lines[3].split()[1:3] == ["-", "-"]
+
+
+def test_npu_with_a_delegate_is_measured(capfd, delegates):
+    data = bench_json(capfd, "--backends", "npu,cpu", "--delegate", str(delegates["passthrough"]))
+    npu, cpu = data["backends"]
+    assert npu["available"] and npu["npu_nodes"] == 0 and len(npu["latencies_ms"]) == 5
+    assert npu["speedup_vs_cpu"] == pytest.approx(cpu["mean_ms"] / npu["mean_ms"], rel=1e-2)
+
+
+def test_image_input(capfd):
+    data = bench_json(capfd, "--backends", "cpu", "--image", str(CAT))
+    assert data["input"] == str(CAT) and data["backends"][0]["available"]
+
+
+def test_parallel_interpreters(capfd):
+    data = bench_json(capfd, "--backends", "cpu", "--parallel", "2")
+    cpu = data["backends"][0]
+    assert cpu["parallel_interpreters"] == 2 and cpu["parallel_threads_each"] >= 1
+    assert 0 < cpu["parallel_efficiency"] < 1.5 and cpu["parallel_per_s"] > 0
+
+
+def test_csv_and_plot(capfd, tmp_path, no_npu):
+    table, picture = tmp_path / "bench.csv", tmp_path / "bench.png"
+    outcome = run_cli(capfd, "bench", "--runs", "4", "--csv", table, "--plot", picture)
+    assert outcome.code == 0, outcome.err
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert [r["backend"] for r in rows] == ["cpu", "npu"] and rows[1]["available"] == "False"
+    with Image.open(picture) as image:
+        assert image.format == "PNG"
+
+
+def test_existing_output_is_not_overwritten(capfd, tmp_path):
+    table = tmp_path / "bench.csv"
+    table.write_text("precious\n")
+    outcome = run_cli(capfd, "bench", "--runs", "2", "--backends", "cpu", "--csv", table)
+    assert outcome.code == 1
+    assert outcome.err.strip() == (f"bredos-npu: error: {table} already exists: pass --force to "
+                                   "overwrite it, or choose another name.")
+    assert table.read_text() == "precious\n"
+    forced = run_cli(capfd, "bench", "--runs", "2", "--backends", "cpu", "--csv", table, "--force")
+    assert forced.code == 0 and table.read_text().startswith("backend,")
+
+
+def test_bad_backend_list(capfd):
+    outcome = run_cli(capfd, "bench", "--backends", "gpu")
+    assert outcome.code == 2 and "choose from cpu, npu" in outcome.err
