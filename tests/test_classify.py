@@ -149,7 +149,8 @@ def expect_error(capfd, code: int, message: str, *args: str) -> None:
 
 
 def test_missing_model(capfd, tmp_path):
-    expect_error(capfd, EXIT_MODEL, f"Model file not found: {tmp_path / 'nope.tflite'}: check the path.",
+    expect_error(capfd, EXIT_MODEL, f"Model file not found: {tmp_path / 'nope.tflite'}: check the "
+                 "path, or name a model from `bredos-npu models list`.",
                  "classify", "-m", tmp_path / "nope.tflite", CAT)
 
 

@@ -15,20 +15,24 @@ DEBUG_ENV = "BREDOS_NPU_DEBUG"
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bredos-npu", prog_name="bredos-npu")
 @click.option("--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs.")
+@click.option("--offline", is_flag=True, help="Never download; use only cached or local models.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
     """Run TensorFlow Lite models on the RK3588 NPU (Mesa Teflon), with CPU fallback."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug or ctx.obj.get("debug", False)
+    if offline:
+        from bredos_npu.models.zoo import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"
 
 
 def _register() -> None:
-    from bredos_npu.cli import bench, classify, doctor, inspect
+    from bredos_npu.cli import bench, classify, doctor, inspect, models, vision
 
-    cli.add_command(bench.bench)
-    cli.add_command(classify.classify)
-    cli.add_command(doctor.doctor)
-    cli.add_command(inspect.inspect)
+    for command in (classify.classify, vision.detect, vision.segment, vision.pose, inspect.inspect,
+                    bench.bench, doctor.doctor, models.models):
+        cli.add_command(command)
 
 
 _register()

@@ -31,3 +31,32 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ]):
         command = option(command)
     return command
+
+
+def load_model(ctx: click.Context, model: str | None, backend: str, labels: str | None,
+               delegate: str | None, threads: int | None, debug: bool, **extra: Any) -> Any:
+    """Load the model for a command and say on stderr, once, why the NPU is not used."""
+    from bredos_npu.cli.progress import DownloadBar
+    from bredos_npu.runtime.model import load
+
+    bar = DownloadBar(str(model))
+    try:
+        net = load(model, backend, labels=labels, delegate=delegate, threads=threads,
+                   debug=debug or ctx.obj.get("debug", False), download_progress=bar, **extra)
+    finally:
+        bar.close()
+    if net.backend.fallback_reason:
+        click.echo(f"bredos-npu: {net.backend.fallback_reason.rstrip('.')}; running on the CPU.",
+                   err=True)
+    return net
+
+
+def given_inputs(images: tuple[str, ...]) -> int | None:
+    """How many inputs were named, when they are all files (None when folders are involved)."""
+    from pathlib import Path
+
+    return None if any(Path(i).is_dir() for i in images) else len(images)
+
+
+def first_run_note(net: Any) -> str:
+    return " (first run: includes NPU graph compilation)" if net.backend.name == "npu" else ""

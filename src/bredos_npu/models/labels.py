@@ -69,3 +69,14 @@ def labels_from_model(files: dict[str, bytes], classes: int) -> list[str] | None
         except (LabelsError, UnicodeDecodeError):
             continue
     return None
+
+
+def first_label_map(files: dict[str, bytes]) -> dict[int, str] | None:
+    """The labels of the first embedded .txt file (files named *label* first), or None."""
+    for name in sorted(files, key=lambda n: ("label" not in n.lower(), n)):
+        if name.lower().endswith(".txt"):
+            try:
+                return parse_labels(files[name].decode("utf-8")) or None
+            except UnicodeDecodeError:
+                continue
+    return None

@@ -17,7 +17,8 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes after checking it exists and carries the TFLite identifier."""
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"Model file not found: {path}: check the path.")
+        raise ModelError(f"Model file not found: {path}: check the path, or name a model from "
+                         "`bredos-npu models list`.")
     if path.is_dir():
         raise ModelError(f"{path} is a folder, not a model: pass a .tflite file.")
     try:

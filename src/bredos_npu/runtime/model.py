@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,16 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.errors import BackendError, ModelError
-from bredos_npu.models import bundled
-from bredos_npu.models.labels import fit_labels, labels_from_model, read_label_file
+from bredos_npu.models import bundled, zoo
+from bredos_npu.models.download import Progress
+from bredos_npu.models.labels import (
+    first_label_map,
+    fit_labels,
+    labels_from_model,
+    read_label_file,
+)
 from bredos_npu.models.tflite_file import embedded_files, explain_load_failure, read_model_bytes
+from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
     BACKENDS,
     FLOAT_MODEL_REASON,
@@ -23,6 +30,7 @@ from bredos_npu.runtime.backends import (
     plan_npu,
 )
 from bredos_npu.runtime.cstderr import capture_native_stderr
+from bredos_npu.runtime.heads import Segmentation
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
@@ -30,7 +38,9 @@ from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.classify import Class, to_probabilities
 from bredos_npu.tasks.classify import top_k as best_classes
+from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, open_image, resize_for_input
+from bredos_npu.tasks.pose import Keypoint
 from bredos_npu.tasks.quant import Quantization, dequantize, pixels_to_input
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
@@ -103,20 +113,36 @@ def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+class Prepared(NamedTuple):
+    """An input tensor made from an image, with the image's original (width, height)."""
+
+    tensor: np.ndarray
+    size: tuple[int, int]
+
+
 class Model:
-    """A TFLite model ready to run. Build it with :func:`load`."""
+    """A TFLite model ready to run. Build it with :func:`load`.
+
+    Task methods (``classify``, ``detect``, ``segment``, ``pose``) and their ``*_many`` forms
+    for folders and streams are thin: the work is in :mod:`bredos_npu.runtime.heads` and the
+    pure functions of :mod:`bredos_npu.tasks`.
+    """
 
     def __init__(self, interpreter: Any, path: Path, runtime: Runtime, backend: BackendInfo,
                  labels: list[str] | None, load_ms: float, mean: float | None = None,
-                 std: float | None = None, load_options: dict[str, Any] | None = None) -> None:
+                 std: float | None = None, load_options: dict[str, Any] | None = None,
+                 label_map: dict[int, str] | None = None) -> None:
         self.interpreter = interpreter
         self.path = path
         self.runtime = runtime
         self.backend = backend
         self.labels = labels
+        self.label_map = label_map if label_map is not None else (
+            dict(enumerate(labels)) if labels else None)
         self.load_ms = load_ms
         self.inputs = [_spec(d) for d in interpreter.get_input_details()]
         self.outputs = [_spec(d) for d in interpreter.get_output_details()]
+        self.output_names = [d["name"] for d in interpreter.get_output_details()]
         self.mean, self.std = mean, std
         self.last_timings = Timings(0.0, 0.0)
         self.invocations = 0
@@ -132,17 +158,22 @@ class Model:
         shape = self.inputs[0].shape
         return (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], shape[-2])
 
-    def preprocess(self, image: ImageSource) -> np.ndarray:
-        """The first input tensor for ``image`` (without the batch axis)."""
+    def prepare(self, image: ImageSource) -> Prepared:
+        """The first input tensor for ``image`` (without the batch axis) and the image's size."""
         spec = self.inputs[0]
         width, height = self.input_size
         channels = spec.shape[3] if len(spec.shape) == 4 else 1
         if isinstance(image, np.ndarray) and image.shape == (height, width, channels) \
                 and image.dtype == np.uint8:
-            pixels = image  # a frame already at the input size: no copy through PIL
+            pixels, size = image, (width, height)  # a frame already at the input size: no PIL copy
         else:
-            pixels = resize_for_input(open_image(image, (width, height)), width, height, channels)
-        return pixels_to_input(pixels, spec.dtype, spec.quant, self.mean, self.std)
+            picture = open_image(image, (width, height))
+            pixels, size = resize_for_input(picture, width, height, channels), picture.size
+        return Prepared(pixels_to_input(pixels, spec.dtype, spec.quant, self.mean, self.std), size)
+
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        """The first input tensor for ``image`` (without the batch axis)."""
+        return self.prepare(image).tensor
 
     def invoke(self, *tensors: np.ndarray) -> list[np.ndarray]:
         """Run the model on input tensors (without batch axis); raw output tensors."""
@@ -153,19 +184,37 @@ class Model:
         self.invocations += 1
         return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
 
+    def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
+        """Invoke on one input tensor; outputs dequantized to real values. Sets ``last_timings``."""
+        started = time.perf_counter()
+        raw = self.invoke(tensor)
+        self.last_timings = Timings(preprocess_ms, (time.perf_counter() - started) * 1e3)
+        return [dequantize(values, spec.quant) for values, spec in zip(raw, self.outputs, strict=True)]
+
+    def run_image(self, image: ImageSource) -> tuple[list[np.ndarray], tuple[int, int]]:
+        """Prepare ``image`` and run it: (dequantized outputs, original image size)."""
+        started = time.perf_counter()
+        prepared = self.prepare(image)
+        return self.run(prepared.tensor, (time.perf_counter() - started) * 1e3), prepared.size
+
+    def run_many(self, images: Iterable[ImageSource], task: Callable[[Model, Prepared], Any],
+                 parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
+        """``task(model, prepared)`` for many images, one :class:`Result` each, in input order.
+
+        Decoding runs in ``decoders`` threads ahead of inference on ``parallel`` interpreters
+        (this one plus clones); queues are bounded, so memory stays flat on any number of images.
+        A broken image gives a Result with ``error`` set; the others go on.
+        """
+        yield from run_pipeline(self, images, task, parallel=parallel, decoders=decoders)
+
+    # --- classification ---------------------------------------------------------------------
+
     def scores(self, image: ImageSource) -> np.ndarray:
         """Dequantized class probabilities (0..1) of a classifier for ``image``."""
-        started = time.perf_counter()
-        tensor = self.preprocess(image)
-        prepare_ms = (time.perf_counter() - started) * 1e3
-        return self.scores_of_tensor(tensor, prepare_ms)
+        return to_probabilities(self.run_image(image)[0][0])
 
-    def scores_of_tensor(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> np.ndarray:
-        """Like :meth:`scores` for an input tensor made by :meth:`preprocess`."""
-        started = time.perf_counter()
-        raw = self.invoke(tensor)[0]
-        self.last_timings = Timings(preprocess_ms, (time.perf_counter() - started) * 1e3)
-        return to_probabilities(dequantize(raw, self.outputs[0].quant))
+    def scores_of_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        return to_probabilities(self.run(tensor)[0])
 
     def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
         """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
@@ -178,31 +227,57 @@ class Model:
 
     def classify_many(self, images: Iterable[ImageSource], top_k: int = 5, parallel: int = 1,
                       decoders: int | None = None) -> Iterator[Result]:
-        """Classify many images, yielding one :class:`Result` per image in input order.
-
-        Decoding runs in ``decoders`` threads ahead of inference on ``parallel`` interpreters
-        (this one plus clones); queues are bounded, so memory stays flat on any number of images.
-        A broken image gives a Result with ``error`` set; the others go on.
-        """
+        """:meth:`classify` over many images (see :meth:`run_many`); ``Result.value`` is the list."""
         self.check_classifier()
-        yield from run_pipeline(self, images, lambda model, tensor: model.classify_tensor(tensor, top_k),
-                                parallel=parallel, decoders=decoders)
+        yield from self.run_many(images, lambda model, prepared: model.classify_tensor(
+            prepared.tensor, top_k), parallel, decoders)
 
     def check_classifier(self) -> None:
         """Raise ModelError unless this is one image in, one vector of class scores out."""
-        if len(self.inputs) != 1:
-            raise ModelError(f"{self.path} has {len(self.inputs)} inputs: classify needs a model "
-                             "with one image input.")
+        heads.require_single_input(self, "classify")
         shape = self.outputs[0].shape
         if sum(1 for d in shape if d > 1) != 1:
             shown = "x".join(map(str, shape))
             raise ModelError(f"{self.path} is not an image classifier (its first output has shape "
                              f"{shown}, not one score per class): use a classification model.")
 
+    # --- detection, segmentation, pose --------------------------------------------------------
+
+    def detect(self, image: ImageSource, threshold: float = 0.5,
+               max_results: int | None = None) -> list[Detection]:
+        """Objects found in ``image`` with score >= ``threshold``, best first, boxes in pixels."""
+        outputs, size = self.run_image(image)
+        return heads.detections(self, outputs, size, threshold, max_results)
+
+    def detect_many(self, images: Iterable[ImageSource], threshold: float = 0.5,
+                    max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
+        heads.detection_outputs(self)
+        yield from self.run_many(images, lambda model, prepared: heads.detections(
+            model, model.run(prepared.tensor), prepared.size, threshold, max_results), parallel)
+
+    def segment(self, image: ImageSource) -> Segmentation:
+        """Per-pixel classes of ``image`` at its own size, and the share of each class."""
+        outputs, size = self.run_image(image)
+        return heads.segmentation(self, outputs, size)
+
+    def segment_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
+        heads.require_segmenter(self)
+        yield from self.run_many(images, lambda model, prepared: heads.segmentation(
+            model, model.run(prepared.tensor), prepared.size), parallel)
+
+    def pose(self, image: ImageSource) -> list[Keypoint]:
+        """The 17 body keypoints of the person in ``image``, in pixels, with scores."""
+        outputs, size = self.run_image(image)
+        return heads.keypoints(self, outputs, size)
+
+    def pose_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
+        heads.require_pose(self)
+        yield from self.run_many(images, lambda model, prepared: heads.keypoints(
+            model, model.run(prepared.tensor), prepared.size), parallel)
+
     @property
     def classes(self) -> int:
         return int(np.prod(self.outputs[0].shape))
-
 
 
 def load(
@@ -216,20 +291,27 @@ def load(
     mean: float | None = None,
     std: float | None = None,
     debug: bool = False,
+    download_progress: Progress | None = None,
 ) -> Model:
     """Load a .tflite model on ``backend`` ("auto", "npu" or "cpu").
 
-    path: the model (default: the bundled MobileNet V2 quant). labels: a label file (default: the
-    one embedded in the model, if any). delegate: the external delegate library (default:
+    path: a .tflite file or a zoo name (fetched into the cache when needed; default: the bundled
+    MobileNet V2 quant). labels: a label file (default: the zoo's, else the one embedded in the
+    model). delegate: the external delegate library (default:
     $BREDOS_NPU_DELEGATE, then Mesa's libteflon.so in the usual places). threads: XNNPACK
     threads (default: one per core of the fastest CPU cluster). root: the system root to read the
     board through (default: $BREDOS_NPU_ROOT or /). mean/std: input normalisation, see
     :func:`bredos_npu.tasks.quant.pixels_to_input`. debug: let native logs through.
+    download_progress: called with (bytes, total) while a zoo model downloads.
     """
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
     started = time.perf_counter()
-    model_path = Path(path) if path is not None else bundled.default_model()
+    model_path = bundled.default_model()
+    if path is not None:
+        resolved = zoo.resolve(path, download_progress)
+        model_path = resolved.path
+        labels = labels if labels is not None else resolved.labels
     runtime = find_runtime()
     content = read_model_bytes(model_path)
     system = SystemRoot.from_env(root)
@@ -255,12 +337,11 @@ def load(
     npu_nodes = taken_nodes(live_ops, range(len(ops), after_delegate), len(ops))
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
                        cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)))
-    output_classes = int(np.prod(interpreter.get_output_details()[0]["shape"]))
-    names = _labels(labels, content, output_classes)
+    names, label_map = _labels(labels, content, _classifier_classes(interpreter))
     load_ms = (time.perf_counter() - started) * 1e3
     options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
                "root": root, "mean": mean, "std": std, "debug": debug}
-    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options)
+    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options, label_map)
 
 
 def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool) -> str:
@@ -300,10 +381,29 @@ def _allocate(interpreter: Any, path: Path, cpu: CpuPlan, debug: bool) -> None:
         raise explain_load_failure(path, f"{failure}\n{native.text}")
 
 
-def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int) -> list[str] | None:
+def _classifier_classes(interpreter: Any) -> int | None:
+    """The number of classes when the model has one output vector of scores, else None."""
+    outputs = interpreter.get_output_details()
+    shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
+    return int(np.prod(shape)) if shape and sum(1 for d in shape if d > 1) == 1 else None
+
+
+def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int | None
+            ) -> tuple[list[str] | None, dict[int, str] | None]:
+    """(names for a classifier's outputs, id → label for every task), from a file or the model.
+
+    A classifier's labels must fit its output; detection and segmentation ids are looked up.
+    """
     if labels is not None:
-        return fit_labels(read_label_file(labels), classes, str(labels))
-    return labels_from_model(embedded_files(content), classes)
+        label_map = read_label_file(labels)
+        names = fit_labels(label_map, classes, str(labels)) if classes else None
+        return names, dict(enumerate(names)) if names else label_map
+    files = embedded_files(content)
+    if classes:
+        names = labels_from_model(files, classes)
+        if names:
+            return names, dict(enumerate(names))
+    return None, first_label_map(files)
 
 
-__all__ = ["BackendInfo", "Model", "Timings", "load"]
+__all__ = ["BackendInfo", "Model", "Prepared", "Timings", "load"]

@@ -43,9 +43,9 @@ def default_decoders() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, np.ndarray], Any],
+def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], Any],
                  parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
-    """Yield ``task(model, model.preprocess(source))`` for each source, in input order."""
+    """Yield ``task(model, model.prepare(source))`` for each source, in input order."""
     parallel = max(1, parallel)
     decoders = decoders or default_decoders()
     models: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -54,23 +54,23 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, np.nda
         models.put(model.clone())
     window = 2 * (parallel + decoders)
 
-    def decode(source: Any) -> tuple[np.ndarray | None, str | None, float]:
+    def decode(source: Any) -> tuple[Any, str | None, float]:
         started = time.perf_counter()
         try:
-            return model.preprocess(source), None, (time.perf_counter() - started) * 1e3
+            return model.prepare(source), None, (time.perf_counter() - started) * 1e3
         except ImageError as error:
             return None, str(error), (time.perf_counter() - started) * 1e3
 
     def infer(index: int, source: Any, decoded: Future) -> Result:
-        tensor, error, prepare_ms = decoded.result()
+        prepared, error, prepare_ms = decoded.result()
         label = source if isinstance(source, str) else str(source) if not isinstance(
             source, np.ndarray) else "<array>"
-        if tensor is None:
+        if prepared is None:
             return Result(index, label, None, error, prepare_ms, 0.0)
         worker = models.get()
         try:
             started = time.perf_counter()
-            value = task(worker, tensor)
+            value = task(worker, prepared)
             return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
         finally:
             models.put(worker)

@@ -13,6 +13,7 @@ from bredos_npu.models.inspection.graph import Graph, TensorInfo, parse
 from bredos_npu.models.inspection.macs import op_macs
 from bredos_npu.models.inspection.partition import HandOver, Subset, hand_overs, partition
 from bredos_npu.models.tflite_file import read_model_bytes
+from bredos_npu.models.zoo import resolve
 
 ADD_CRASH = ("ADD that Teflon claims but rocket cannot fuse into a convolution producing its first "
              "input in the same partition: Mesa asserts or crashes (rkt_ml_subgraph_create)")
@@ -80,9 +81,12 @@ class Inspection:
 
 
 def inspect_model(path: str | os.PathLike[str]) -> Inspection:
-    """Predict, from the file alone, which ops Mesa Teflon would run on the RK3588 NPU."""
+    """Predict, from the file alone, which ops Mesa Teflon would run on the RK3588 NPU.
+
+    ``path``: a .tflite file, or a zoo name (fetched into the cache when needed).
+    """
     started = time.perf_counter()
-    path = Path(path)
+    path = resolve(path, with_labels=False).path
     graph = parse(read_model_bytes(path), path)
     verdicts = [rules.judge(op, graph) for op in graph.ops]
     claimed = {i for i, v in enumerate(verdicts) if v.target == rules.NPU}

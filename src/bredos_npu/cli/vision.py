@@ -1,0 +1,138 @@
+"""``bredos-npu detect``, ``segment`` and ``pose``: results as text, JSON and pictures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, run_batch
+from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
+from bredos_npu.tasks.image import expand_sources
+
+DEFAULT_MODELS = {"detect": "ssd-mobilenet-v1", "segment": "deeplabv3-mnv2-dm05",
+                  "pose": "movenet-lightning"}
+
+
+def _box(d: Any) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in d.bbox._asdict().items()}
+
+
+def detections_text(found: Any) -> str:
+    if not found:
+        return "  nothing above the threshold"
+    width = max(len(d.label) for d in found)
+    return "\n".join(f"  {d.label:<{width}}  {d.score * 100:5.1f}%  box x {d.bbox.xmin:.0f}-{d.bbox.xmax:.0f}"
+                     f", y {d.bbox.ymin:.0f}-{d.bbox.ymax:.0f}" for d in found)
+
+
+def segmentation_text(result: Any) -> str:
+    return "\n".join(f"  {s.label:<14} {s.share * 100:5.1f}% of pixels" for s in result.shares)
+
+
+def pose_text(points: Any) -> str:
+    return "\n".join(f"  {p.name:<15} x {p.x:6.1f}  y {p.y:6.1f}  score {p.score:.2f}" for p in points)
+
+
+def _views() -> dict[str, TaskView]:
+    from bredos_npu.tasks.draw import draw_detections, draw_pose, draw_segmentation
+
+    return {
+        "detect": TaskView(
+            "processed", detections_text,
+            lambda found: {"detections": [{"id": d.id, "label": d.label, "score": round(d.score, 6),
+                                           "box": _box(d)} for d in found]},
+            ("id", "label", "score", "xmin", "ymin", "xmax", "ymax"),
+            lambda found: [{"id": d.id, "label": d.label, "score": round(d.score, 6), **_box(d)}
+                           for d in found],
+            draw_detections, "detect"),
+        "segment": TaskView(
+            "segmented", segmentation_text,
+            lambda r: {"classes": [{"id": s.id, "label": s.label, "share": round(s.share, 6)}
+                                   for s in r.shares]},
+            draw=lambda image, r: draw_segmentation(image, r.classes), picture_suffix="segment"),
+        "pose": TaskView(
+            "processed", pose_text,
+            lambda points: {"keypoints": [{"name": p.name, "x": round(p.x, 1), "y": round(p.y, 1),
+                                           "score": round(p.score, 4)} for p in points]},
+            draw=draw_pose, picture_suffix="pose"),
+    }
+
+
+def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | None,
+         outputs: Outputs, recursive: bool, run: Any, **load: Any) -> None:
+    from bredos_npu.cli.render import model_header
+
+    if not images:
+        raise click.UsageError(f"give one or more images or folders to {task}")
+    outputs.check(given_inputs(images))
+    net = load_model(ctx, model or DEFAULT_MODELS[task], **load)
+    view = _views()[task]
+    header = model_header(net, default=False) + f"\n  load {net.load_ms:.1f} ms"
+    finish(ctx, net, *run_batch(run(net, expand_sources(images, recursive)), view, outputs,
+                                given_inputs(images), header, first_run_note(net)), view, outputs)
+
+
+output_option = click.option("-o", "--output", metavar="FILE|DIR",
+                             help="Write the annotated picture to FILE (one image) or into DIR.")
+
+
+@click.command()
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+@model_options
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Minimum score of a detection.")
+@click.option("--max", "max_results", type=click.IntRange(min=1), help="At most N detections per image.")
+@output_option
+@batch_options
+@click.option("--csv", "csv_path", metavar="FILE", help="Write one CSV row per detection to FILE.")
+@click.pass_context
+def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
+           backend: str, delegate: str | None, threads: int | None, debug: bool, threshold: float,
+           max_results: int | None, output: str | None, recursive: bool, parallel: int,
+           as_json: bool, jsonl_path: str | None, force: bool, csv_path: str | None) -> None:
+    """Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).
+
+    Boxes are in pixels of the original image; labels come from --labels or the model.
+    """
+    _run(ctx, "detect", images, model, Outputs(as_json, jsonl_path, csv_path, output, force),
+         recursive, lambda net, sources: net.detect_many(sources, threshold, max_results, parallel),
+         backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
+
+
+@click.command()
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+@model_options
+@output_option
+@batch_options
+@click.pass_context
+def segment(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
+            backend: str, delegate: str | None, threads: int | None, debug: bool,
+            output: str | None, recursive: bool, parallel: int, as_json: bool,
+            jsonl_path: str | None, force: bool) -> None:
+    """Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes).
+
+    Prints the share of pixels per class; --output writes a coloured overlay PNG.
+    """
+    _run(ctx, "segment", images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
+         lambda net, sources: net.segment_many(sources, parallel),
+         backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
+
+
+@click.command()
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+@model_options
+@output_option
+@batch_options
+@click.pass_context
+def pose(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
+         backend: str, delegate: str | None, threads: int | None, debug: bool,
+         output: str | None, recursive: bool, parallel: int, as_json: bool,
+         jsonl_path: str | None, force: bool) -> None:
+    """Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).
+
+    --output draws the skeleton on the image.
+    """
+    _run(ctx, "pose", images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
+         lambda net, sources: net.pose_many(sources, parallel),
+         backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)

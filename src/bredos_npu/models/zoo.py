@@ -1,0 +1,252 @@
+"""The model zoo: a manifest of known-good models, a verified download cache, local imports.
+
+Cache: ``$BREDOS_NPU_CACHE`` or the XDG cache directory (platformdirs), ``.../bredos-npu/models``.
+``$BREDOS_NPU_MODEL_BASE_URL`` replaces the download hosts with a mirror that serves the files
+by name (``<mirror>/<file name>``); ``$BREDOS_NPU_OFFLINE=1`` or ``--offline`` forbids network use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bredos_npu.errors import ModelError
+from bredos_npu.models import bundled
+from bredos_npu.models.download import Integrity, Progress, download, file_digest
+from bredos_npu.models.tflite_file import read_model_bytes
+from bredos_npu.outputs import atomic_open
+
+CACHE_ENV = "BREDOS_NPU_CACHE"
+BASE_URL_ENV = "BREDOS_NPU_MODEL_BASE_URL"
+OFFLINE_ENV = "BREDOS_NPU_OFFLINE"
+TASKS = ("classify", "detect", "segment", "pose")
+IMPORTS_FILE = "imported.json"
+
+
+@dataclass(frozen=True)
+class ZooFile:
+    """A downloadable file: where it comes from and how to check it."""
+
+    name: str
+    url: str
+    integrity: Integrity
+    bundled: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A zoo entry. ``labels``: a label entry name, "embedded" or None. ``coverage``: Teflon's
+    share as ``inspect`` computed it, or "unknown"."""
+
+    name: str
+    task: str
+    file: ZooFile | None
+    labels: str | None
+    input: str
+    quantization: str
+    coverage: str
+    note: str = ""
+    imported_path: str | None = None
+    imported_labels: str | None = None
+
+
+def offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
+
+
+def cache_dir() -> Path:
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("bredos-npu")) / "models"
+
+
+@cache
+def _manifest() -> dict[str, Any]:
+    return json.loads(bundled.data_path("zoo.json").read_text())
+
+
+def _zoo_file(name: str, entry: dict[str, Any]) -> ZooFile:
+    sources = _manifest()["sources"]
+    mirror = os.environ.get(BASE_URL_ENV)
+    file_name = entry["path"].rsplit("/", 1)[-1]
+    url = (mirror.rstrip("/") + "/" + file_name) if mirror else sources[entry["source"]] + entry["path"]
+    integrity = (Integrity("sha256", entry["sha256"]) if "sha256" in entry
+                 else Integrity("git_blob", entry["git_blob"]))
+    return ZooFile(name, url, integrity, entry.get("bundled"))
+
+
+def label_file(name: str) -> ZooFile:
+    return _zoo_file(name, _manifest()["labels"][name])
+
+
+def models() -> dict[str, ZooModel]:
+    """Every model: the shipped manifest, then local imports."""
+    found = {}
+    for name, entry in _manifest()["models"].items():
+        found[name] = ZooModel(name, entry["task"], _zoo_file(name, entry), entry.get("labels"),
+                               entry["input"], entry["quantization"], entry["coverage"],
+                               entry.get("note", ""))
+    for name, entry in _imports().items():
+        found[name] = ZooModel(**{**entry, "file": None})
+    return found
+
+
+def get(name: str) -> ZooModel:
+    known = models()
+    if name not in known:
+        raise ModelError(f"Unknown model {name!r}: see `bredos-npu models list` for the names.")
+    return known[name]
+
+
+def local_path(model: ZooModel) -> Path:
+    """Where the model's file is or will be (bundled files live in the package)."""
+    if model.imported_path:
+        return Path(model.imported_path)
+    assert model.file is not None
+    if model.file.bundled:
+        return bundled.data_path(model.file.bundled)
+    return cache_dir() / model.file.file_name
+
+
+def is_available(model: ZooModel) -> bool:
+    return local_path(model).is_file()
+
+
+def _fetch(item: ZooFile, progress: Progress | None) -> Path:
+    if item.bundled:
+        return bundled.data_path(item.bundled)
+    target = cache_dir() / item.file_name
+    if target.is_file():
+        return target
+    if offline():
+        raise ModelError(f"{item.name} is not in the cache and offline mode is on: pull it on a "
+                         "connected machine, or copy it in with `bredos-npu models import`.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return download(item.url, target, item.integrity, progress)
+
+
+def pull(name: str, progress: Progress | None = None) -> Path:
+    """Make sure the model (and its label file) is in the cache; its local path."""
+    model = get(name)
+    if model.imported_path:
+        return local_path(model)
+    assert model.file is not None
+    path = _fetch(model.file, progress)
+    labels_path(model, progress)
+    return path
+
+
+def labels_path(model: ZooModel, progress: Progress | None = None) -> Path | None:
+    """The model's label file, fetched if needed; None when embedded or absent."""
+    if model.imported_labels:
+        return Path(model.imported_labels)
+    if model.labels in (None, "embedded"):
+        return None
+    return _fetch(label_file(model.labels), progress)
+
+
+class Resolved(NamedTuple):
+    path: Path
+    labels: Path | None
+    model: ZooModel | None
+
+
+def resolve(spec: str | os.PathLike[str], progress: Progress | None = None,
+            with_labels: bool = True) -> Resolved:
+    """A model file path as given, or a zoo name fetched into the cache when needed."""
+    path = Path(spec)
+    if path.exists() or str(spec) not in models():
+        return Resolved(path, None, None)
+    model = get(str(spec))
+    if model.file is not None and not model.imported_path:
+        path = _fetch(model.file, progress)
+    else:
+        path = local_path(model)
+    return Resolved(path, labels_path(model, progress) if with_labels else None, model)
+
+
+def remove(name: str) -> list[Path]:
+    """Delete the model's cached files (and forget an import); the paths removed."""
+    model = get(name)
+    if model.file is not None and model.file.bundled:
+        raise ModelError(f"{name} is bundled with bredos-npu and cannot be removed.")
+    removed = []
+    for path in (local_path(model), Path(model.imported_labels) if model.imported_labels else None):
+        if path is not None and path.is_file():
+            path.unlink()
+            removed.append(path)
+    if model.imported_path:
+        imports = _imports()
+        imports.pop(name, None)
+        _save_imports(imports)
+    return removed
+
+
+def _imports_file() -> Path:
+    return cache_dir() / IMPORTS_FILE
+
+
+def _imports() -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(_imports_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_imports(imports: dict[str, dict[str, Any]]) -> None:
+    _imports_file().parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(_imports_file()) as out:
+        json.dump(imports, out, indent=2)
+
+
+def import_model(source: str | os.PathLike[str], name: str, task: str = "classify",
+                 labels: str | os.PathLike[str] | None = None, force: bool = False) -> ZooModel:
+    """Copy a local .tflite (and labels) into the cache under ``name``."""
+    if task not in TASKS:
+        raise ModelError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    if name in _manifest()["models"]:
+        raise ModelError(f"{name} is a built-in zoo model: choose another name for the import.")
+    if name in _imports() and not force:
+        raise ModelError(f"A model named {name} was imported already: pass --force to replace it.")
+    read_model_bytes(source)  # a clear error for a missing or non-TFLite file
+    folder = cache_dir() / "imported"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.tflite"
+    with atomic_open(target, "wb") as out, open(source, "rb") as given:
+        shutil.copyfileobj(given, out)
+    label_target = None
+    if labels is not None:
+        from bredos_npu.models.labels import read_label_file
+
+        read_label_file(labels)
+        label_target = folder / f"{name}.labels.txt"
+        with atomic_open(label_target, "wb") as out, open(labels, "rb") as given:
+            shutil.copyfileobj(given, out)
+    model = ZooModel(name, task, None, "imported" if labels else None, "-", "-", "unknown",
+                     f"imported from {Path(source).resolve()}", str(target),
+                     str(label_target) if label_target else None)
+    imports = _imports()
+    entry = asdict(model)
+    entry.pop("file")
+    imports[name] = entry
+    _save_imports(imports)
+    return model
+
+
+def verify(model: ZooModel) -> bool:
+    """True when the local file still matches the manifest's digest."""
+    if model.file is None:
+        return True
+    return file_digest(local_path(model), model.file.integrity) == model.file.integrity.digest
