@@ -100,39 +100,29 @@ def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, label
          backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
 
-@click.command()
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-@model_options
-@output_option
-@batch_options
-@click.pass_context
-def segment(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
-            backend: str, delegate: str | None, threads: int | None, debug: bool,
-            output: str | None, recursive: bool, parallel: int, as_json: bool,
-            jsonl_path: str | None, force: bool) -> None:
-    """Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes).
+def _picture_task(task: str, help_text: str, many: str) -> click.Command:
+    """A command for a task whose only options are the shared ones (segment, pose)."""
 
-    Prints the share of pixels per class; --output writes a coloured overlay PNG.
-    """
-    _run(ctx, "segment", images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
-         lambda net, sources: net.segment_many(sources, parallel),
-         backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
+    @click.command(task, help=help_text)
+    @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+    @model_options
+    @output_option
+    @batch_options
+    @click.pass_context
+    def command(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
+                backend: str, delegate: str | None, threads: int | None, debug: bool,
+                output: str | None, recursive: bool, parallel: int, as_json: bool,
+                jsonl_path: str | None, force: bool) -> None:
+        _run(ctx, task, images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
+             lambda net, sources: getattr(net, many)(sources, parallel=parallel),
+             backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
+
+    return command
 
 
-@click.command()
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-@model_options
-@output_option
-@batch_options
-@click.pass_context
-def pose(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
-         backend: str, delegate: str | None, threads: int | None, debug: bool,
-         output: str | None, recursive: bool, parallel: int, as_json: bool,
-         jsonl_path: str | None, force: bool) -> None:
-    """Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).
-
-    --output draws the skeleton on the image.
-    """
-    _run(ctx, "pose", images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
-         lambda net, sources: net.pose_many(sources, parallel),
-         backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
+segment = _picture_task(
+    "segment", "Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes)."
+    "\n\nPrints the share of pixels per class; --output writes a coloured overlay PNG.", "segment_many")
+pose = _picture_task(
+    "pose", "Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning)."
+    "\n\n--output draws the skeleton on the image.", "pose_many")

@@ -252,8 +252,7 @@ class Model:
     def detect_many(self, images: Iterable[ImageSource], threshold: float = 0.5,
                     max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
         heads.detection_outputs(self)
-        yield from self.run_many(images, lambda model, prepared: heads.detections(
-            model, model.run(prepared.tensor), prepared.size, threshold, max_results), parallel)
+        yield from self._head_many(images, heads.detections, parallel, threshold, max_results)
 
     def segment(self, image: ImageSource) -> Segmentation:
         """Per-pixel classes of ``image`` at its own size, and the share of each class."""
@@ -262,8 +261,7 @@ class Model:
 
     def segment_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
         heads.require_segmenter(self)
-        yield from self.run_many(images, lambda model, prepared: heads.segmentation(
-            model, model.run(prepared.tensor), prepared.size), parallel)
+        yield from self._head_many(images, heads.segmentation, parallel)
 
     def pose(self, image: ImageSource) -> list[Keypoint]:
         """The 17 body keypoints of the person in ``image``, in pixels, with scores."""
@@ -272,8 +270,13 @@ class Model:
 
     def pose_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
         heads.require_pose(self)
-        yield from self.run_many(images, lambda model, prepared: heads.keypoints(
-            model, model.run(prepared.tensor), prepared.size), parallel)
+        yield from self._head_many(images, heads.keypoints, parallel)
+
+    def _head_many(self, images: Iterable[ImageSource], head: Callable[..., Any], parallel: int,
+                   *options: Any) -> Iterator[Result]:
+        """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
+        yield from self.run_many(images, lambda model, prepared: head(
+            model, model.run(prepared.tensor), prepared.size, *options), parallel)
 
     @property
     def classes(self) -> int:
