@@ -253,3 +253,15 @@ def test_model_with_several_inputs_is_not_a_classifier(capfd):
     expect_error(capfd, EXIT_MODEL,
                  f"{model} has 3 inputs: classify needs a model with one image input.",
                  "classify", "-b", "cpu", "-m", model)
+
+
+def test_model_whose_input_is_not_an_image(tmp_path):
+    from tflite_builder import ModelBuilder
+
+    m = ModelBuilder()
+    x = m.tensor((1, 3, 8, 8), "uint8", (1 / 128,), (128,))  # channels first
+    path = tmp_path / "nchw.tflite"
+    path.write_bytes(m.build([x], [m.unary("RELU", x)]))
+    model = bredos_npu.load(path, backend="cpu")
+    with pytest.raises(bredos_npu.ModelError, match=r"takes an input of shape 1x3x8x8, not an image"):
+        model.prepare(CAT)

@@ -47,7 +47,7 @@ def explain_load_failure(path: str | os.PathLike[str], message: str) -> ModelErr
             f"{path} is truncated or corrupt (its TFLite flatbuffer does not verify): "
             "download or export it again."
         )
-    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    first_line = message.strip().splitlines()[0].rstrip(".") if message.strip() else "unknown error"
     return ModelError(f"TFLite cannot load {path}: {first_line}.")
 
 

@@ -163,6 +163,10 @@ class Model:
         spec = self.inputs[0]
         width, height = self.input_size
         channels = spec.shape[3] if len(spec.shape) == 4 else 1
+        if channels not in (1, 3) or len(spec.shape) not in (3, 4):
+            shown = "x".join(map(str, spec.shape))
+            raise ModelError(f"{self.path} takes an input of shape {shown}, not an image (expected "
+                             "1xHxWx3 or 1xHxWx1, channels last).")
         if isinstance(image, np.ndarray) and image.shape == (height, width, channels) \
                 and image.dtype == np.uint8:
             pixels, size = image, (width, height)  # a frame already at the input size: no PIL copy
