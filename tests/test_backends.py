@@ -124,3 +124,14 @@ def test_cpu_backend_reports_xnnpack_nodes():
     nodes = model.backend.nodes
     assert nodes.model_nodes == 66 and nodes.npu_nodes == 0
     assert 0 < nodes.xnnpack_nodes <= 66 and nodes.xnnpack_partitions >= 1
+
+
+def test_model_that_would_crash_mesa_is_kept_off_the_npu(capfd, delegates):
+    model = MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    library = delegates["passthrough"]
+    refused = run_cli(capfd, "classify", "-b", "npu", "-m", model, "--delegate", library, CAT)
+    assert refused.code == EXIT_BACKEND
+    assert "Mesa's rocket driver would crash on this model (ADD ops" in refused.err
+    auto = run_cli(capfd, "classify", "-m", model, "--delegate", library, "-k", "1", CAT)
+    assert auto.code == 0 and "Egyptian cat" in auto.out
+    assert "would crash" in auto.err and "running on the CPU" in auto.err

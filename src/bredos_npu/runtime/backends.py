@@ -20,6 +20,22 @@ FLOAT_MODEL_REASON = (
 )
 
 
+def crash_hazard(model_path: Path) -> str | None:
+    """Why Mesa would crash on this model (an ADD it claims but cannot fuse), or None.
+
+    Mesa asserts (or dereferences NULL) in rkt_ml_subgraph_create, which takes the whole process
+    down: no fallback could catch that, so such models are kept off the NPU up front.
+    """
+    from bredos_npu.models.inspection.analysis import ADD_CRASH, inspect_model
+
+    crashing = [index for index, hazard in inspect_model(model_path).hazards if hazard == ADD_CRASH]
+    if not crashing:
+        return None
+    shown = ", ".join(map(str, crashing[:5])) + (" ..." if len(crashing) > 5 else "")
+    return (f"Mesa's rocket driver would crash on this model (ADD ops {shown} cannot be fused into "
+            "a convolution; see `bredos-npu inspect`)")
+
+
 class NpuPlan(NamedTuple):
     """The delegate library to load, or why the NPU cannot be used (``reason``)."""
 

@@ -26,6 +26,7 @@ from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
     BACKENDS,
     FLOAT_MODEL_REASON,
+    crash_hazard,
     load_external_delegate,
     plan_npu,
 )
@@ -330,7 +331,7 @@ def load(
     interpreter, library, fallback = probe, None, None
     if backend != "cpu":
         try:
-            library = _npu_library(system, delegate, float_model)
+            library = _npu_library(system, delegate, float_model, model_path)
             npu = load_external_delegate(runtime, library, debug)
             interpreter = _interpreter(runtime, model_path, content, cpu, [npu], debug)
         except BackendError as why:
@@ -351,12 +352,15 @@ def load(
     return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options, label_map)
 
 
-def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool) -> str:
+def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool, model_path: Path) -> str:
     if float_model:
         raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}; run it with --backend cpu.")
     plan = plan_npu(system, delegate)
     if plan.reason:
         raise BackendError(f"NPU not available: {plan.reason}.")
+    hazard = crash_hazard(model_path)
+    if hazard:
+        raise BackendError(f"NPU not used: {hazard}; run it with --backend cpu.")
     return str(plan.library.path)
 
 
