@@ -38,6 +38,7 @@ def test_cpu_figures_and_unavailable_npu_reported_not_raised(capfd, no_npu):
     assert cpu["speedup_vs_cpu"] == 1.0 and cpu["model_nodes"] == 66
     assert npu["available"] is False and npu["mean_ms"] == "" and npu["latencies_ms"] == []
     assert npu["reason"].startswith("NPU not available: no NPU device node /dev/accel/accel0")
+    assert data["teflon_prediction"].startswith("NPU: 63/66 ops")
 
 
 def test_text_table_says_not_available(capfd, no_npu):

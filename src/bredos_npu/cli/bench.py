@@ -60,6 +60,10 @@ def bench(model: str | None, backends: str, runs: int, warmup: int, threads: int
             bar.set_description(name)
             results.append(benchmark(model, name, runs, warmup, threads, delegate, image, parallel,
                                      bar.update))
+    from bredos_npu.models.bundled import default_model
+    from bredos_npu.models.inspection.analysis import inspect_model
+
+    prediction = inspect_model(model or default_model()).summary
     rows = render.bench_rows(results)
     if csv_path:
         with atomic_open(csv_path) as out:
@@ -71,9 +75,11 @@ def bench(model: str | None, backends: str, runs: int, warmup: int, threads: int
 
         plot_latencies(results, plot)
     if as_json:
-        click.echo(json.dumps(render.bench_dict(results, model, image), indent=2))
+        click.echo(json.dumps({**render.bench_dict(results, model, image),
+                               "teflon_prediction": prediction}, indent=2))
         return
     click.echo(render.bench_text(results, model, image))
+    click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
     for path in (csv_path, plot):
         if path:
             click.echo(f"written: {path}")
