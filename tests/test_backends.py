@@ -135,3 +135,9 @@ def test_model_that_would_crash_mesa_is_kept_off_the_npu(capfd, delegates):
     auto = run_cli(capfd, "classify", "-m", model, "--delegate", library, "-k", "1", CAT)
     assert auto.code == 0 and "Egyptian cat" in auto.out
     assert "would crash" in auto.err and "running on the CPU" in auto.err
+
+
+def test_relative_delegate_path(delegates, monkeypatch):
+    monkeypatch.chdir(delegates["passthrough"].parent)
+    model = bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate="./libpassthrough.so")
+    assert model.backend.delegate == str(delegates["passthrough"])

@@ -85,7 +85,7 @@ def test_existing_output_is_not_overwritten(capfd, tmp_path):
     table = tmp_path / "bench.csv"
     table.write_text("precious\n")
     outcome = run_cli(capfd, "bench", "--runs", "2", "--backends", "cpu", "--csv", table)
-    assert outcome.code == 1
+    assert outcome.code == 9
     assert outcome.err.strip() == (f"bredos-npu: error: {table} already exists: pass --force to "
                                    "overwrite it, or choose another name.")
     assert table.read_text() == "precious\n"

@@ -86,7 +86,7 @@ def test_output_file_is_not_overwritten_without_force(capfd, tmp_path):
     target = tmp_path / "out.jsonl"
     target.write_text("mine\n")
     outcome = run_cli(capfd, "classify", "-b", "cpu", CAT, "--jsonl", target)
-    assert outcome.code == 1 and "already exists: pass --force" in outcome.err
+    assert outcome.code == 9 and "already exists: pass --force" in outcome.err
     assert target.read_text() == "mine\n"
 
 
@@ -142,3 +142,19 @@ def test_empty_folder(capfd, tmp_path):
 def test_choose_one_output_format(capfd, tmp_path):
     outcome = run_cli(capfd, "classify", CAT, "--jsonl", tmp_path / "a", "--csv", tmp_path / "b")
     assert outcome.code == 2 and "choose one of --jsonl and --csv" in outcome.err
+
+
+def test_jsonl_to_standard_output(capfd):
+    outcome = run_cli(capfd, "classify", "-b", "cpu", "-k", "1", CAT, "--jsonl", "-")
+    assert outcome.code == 0
+    assert json.loads(outcome.out)["classes"][0]["index"] == 286
+
+
+def test_output_files_get_ordinary_permissions(capfd, tmp_path):
+    import os
+
+    target = tmp_path / "out.jsonl"
+    assert run_cli(capfd, "classify", "-b", "cpu", CAT, "--jsonl", target).code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -224,11 +224,11 @@ def test_missing_label_file(capfd, tmp_path):
                  "-l", tmp_path / "labels.txt", CAT)
 
 
-def test_debug_lets_the_traceback_through(tmp_path):
-    from bredos_npu.cli import main
-
-    with pytest.raises(bredos_npu.ModelError, match="Model file not found"):
-        main(["classify", "--debug", "-m", str(tmp_path / "nope.tflite")])
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(capfd, tmp_path):
+    outcome = run_cli(capfd, "classify", "--debug", "-m", tmp_path / "nope.tflite")
+    assert outcome.code == EXIT_MODEL
+    assert "Traceback (most recent call last)" in outcome.err
+    assert outcome.err.rstrip().splitlines()[-1].startswith("bredos-npu: error: Model file not found")
 
 
 def test_permission_denied_message(capfd, monkeypatch):

@@ -90,7 +90,7 @@ def test_cli_does_not_overwrite_a_picture(capfd, tmp_path):
     target = tmp_path / "pets.png"
     target.write_bytes(b"mine")
     outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", PETS, "-o", target)
-    assert outcome.code == 1 and "already exists: pass --force" in outcome.err
+    assert outcome.code == 9 and "already exists: pass --force" in outcome.err
     assert target.read_bytes() == b"mine"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 
 import pytest
@@ -81,7 +82,7 @@ def test_resume_after_the_server_drops_the_connection(capfd, cache, server, monk
 def test_hash_mismatch_leaves_nothing(capfd, cache, server, monkeypatch):
     mirror(monkeypatch, server.url + "/corrupt/")
     outcome = run_cli(capfd, "models", "pull", "ssd-mobilenet-v1")
-    assert outcome.code == 1
+    assert outcome.code == 10
     assert f"The download of {SSD_FILE} failed its integrity check (sha256 " in outcome.err
     assert f"expected {SSD_SHA256}); nothing was cached" in outcome.err
     assert cache_files(cache) == []
@@ -90,7 +91,7 @@ def test_hash_mismatch_leaves_nothing(capfd, cache, server, monkeypatch):
 def test_404(capfd, cache, server, monkeypatch):
     mirror(monkeypatch, server.url + "/nothing-here/")
     outcome = run_cli(capfd, "models", "pull", "mobilenet-v1")
-    assert outcome.code == 1
+    assert outcome.code == 10
     assert "HTTP 404 Not Found: check the model name, or the mirror" in outcome.err
     assert cache_files(cache) == []
 
@@ -101,7 +102,7 @@ def test_connection_refused(capfd, cache, monkeypatch):
         port = probe.getsockname()[1]
     mirror(monkeypatch, f"http://127.0.0.1:{port}/")
     outcome = run_cli(capfd, "models", "pull", "ssd-mobilenet-v1")
-    assert outcome.code == 1
+    assert outcome.code == 10
     assert outcome.err.strip() == (f"bredos-npu: error: Cannot connect to 127.0.0.1:{port} "
                                    "(connection refused): check your network, or set "
                                    "BREDOS_NPU_MODEL_BASE_URL to a mirror.")
@@ -199,3 +200,54 @@ def test_detect_without_a_model_uses_the_zoo_default(capfd, cache, server, monke
     outcome = run_cli(capfd, "detect", "-b", "cpu", IMAGES / "cats_and_dogs.jpg")
     assert outcome.code == 0, outcome.err
     assert "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite" in outcome.out and "cat" in outcome.out
+
+
+@pytest.mark.parametrize("name", ["../../outside", "", ".", "..", "x/y", "/abs/name", "-x"])
+def test_import_refuses_names_that_are_paths(capfd, cache, tmp_path, name):
+    outcome = run_cli(capfd, "models", "import", MODELS / "mobilenet_v1_0.25_128_quant.tflite",
+                      "--name", name)
+    assert outcome.code == EXIT_MODEL and "is not a usable model name" in outcome.err
+    assert not (tmp_path / "outside.tflite").exists() and cache_files(cache) == []
+
+
+def test_import_with_a_missing_label_file_leaves_nothing(capfd, cache, tmp_path):
+    outcome = run_cli(capfd, "models", "import", MODELS / "mobilenet_v1_0.25_128_quant.tflite",
+                      "--name", "mine", "--labels", tmp_path / "missing.txt")
+    assert outcome.code == 6 and cache_files(cache) == []
+
+
+def test_explicit_labels_win_over_a_missing_zoo_label_file(capfd, cache, server, monkeypatch):
+    mirror(monkeypatch, server.url)
+    cache.mkdir(parents=True)
+    shutil.copy(MODELS / "deeplabv3_mnv2_dm05_pascal_quant.tflite", cache)
+    monkeypatch.setenv("BREDOS_NPU_OFFLINE", "1")
+    listed = json.loads(run_cli(capfd, "models", "list", "--json").out)
+    assert next(m for m in listed if m["name"] == "deeplabv3-mnv2-dm05")["state"] == "cached, labels missing"
+    outcome = run_cli(capfd, "segment", "-m", "deeplabv3-mnv2-dm05", "-b", "cpu",
+                      "-l", LABELS / "pascal_voc_segmentation_labels.txt", IMAGES / "bird_segmentation.bmp")
+    assert outcome.code == 0, outcome.err
+    assert "bird" in outcome.out
+
+
+def test_mirror_must_be_a_url(capfd, cache, monkeypatch):
+    mirror(monkeypatch, "notaurl")
+    outcome = run_cli(capfd, "models", "pull", "ssd-mobilenet-v1")
+    assert outcome.code == 10 and "BREDOS_NPU_MODEL_BASE_URL='notaurl' is not an http(s) URL" in outcome.err
+
+
+def test_cache_that_is_a_file(capfd, tmp_path, server, monkeypatch):
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("x")
+    monkeypatch.setenv("BREDOS_NPU_CACHE", str(blocker))
+    monkeypatch.setenv("BREDOS_NPU_OFFLINE", "")
+    mirror(monkeypatch, server.url)
+    outcome = run_cli(capfd, "models", "pull", "ssd-mobilenet-v1")
+    assert outcome.code == 10 and f"Cannot use the model cache {blocker}" in outcome.err
+    assert "Traceback" not in outcome.err
+
+
+def test_corrupt_imports_file(capfd, cache):
+    cache.mkdir(parents=True)
+    (cache / "imported.json").write_text("{not json")
+    outcome = run_cli(capfd, "models", "list")
+    assert outcome.code == EXIT_MODEL and "imported.json is corrupt: fix or delete it" in outcome.err

@@ -15,6 +15,8 @@ EXIT_IMAGE = 5
 EXIT_LABELS = 6
 EXIT_BACKEND = 7
 EXIT_RUNTIME = 8
+EXIT_OUTPUT = 9
+EXIT_DOWNLOAD = 10
 
 
 class BredosNpuError(Exception):
@@ -51,3 +53,15 @@ class RuntimeMissingError(BredosNpuError):
     """No TensorFlow Lite runtime is installed."""
 
     exit_code = EXIT_RUNTIME
+
+
+class OutputError(BredosNpuError):
+    """An output file cannot or may not be written."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class DownloadError(BredosNpuError):
+    """A download or the model cache failed; nothing half-done was left in the cache."""
+
+    exit_code = EXIT_DOWNLOAD

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import IO
 
-from bredos_npu.errors import BredosNpuError
+from bredos_npu.errors import OutputError
 
-
-class OutputError(BredosNpuError):
-    """An output file cannot or may not be written."""
+STDOUT = "-"
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
-    """The path, after checking its folder exists and that it is new (or ``force`` is set)."""
+    """The path, after checking its folder exists and that it is new (or ``force`` is set).
+
+    ``-`` stands for standard output and always passes.
+    """
     target = Path(path)
+    if str(path) == STDOUT:
+        return target
     if target.is_dir():
         raise OutputError(f"{target} is a folder: give a file name for the output.")
     if target.exists() and not force:
@@ -30,18 +36,42 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     return target
 
 
+@cache
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _final_mode(target: Path) -> int:
+    """The mode a plainly created file would get, or the mode of the file being replaced."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success.
 
-    A failure or an interruption leaves ``path`` as it was (absent or the old file).
+    A failure or an interruption leaves ``path`` as it was (absent or the old file). ``-``
+    writes to standard output instead.
     """
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    if str(path) == STDOUT:
+        yield sys.stdout.buffer if "b" in mode else sys.stdout
+        return
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     try:
-        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as out:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as error:
+        raise OutputError(f"Cannot write {target}: {error.strerror or error}.") from None
+    try:
+        with os.fdopen(handle, mode, **text) as out:
             yield out
+        os.chmod(temporary, _final_mode(target))  # mkstemp makes 0600 files
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

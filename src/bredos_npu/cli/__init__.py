@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code or EXIT_USAGE
     except BredosNpuError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"bredos-npu: error: {exc}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:

@@ -29,6 +29,8 @@ def list_models(as_json: bool) -> None:
     for model in zoo.models().values():
         state = ("bundled" if model.file and model.file.bundled else
                  "cached" if zoo.is_available(model) else "not downloaded")
+        if state == "cached" and zoo.missing_labels(model):
+            state = "cached, labels missing"
         coverage = model.coverage
         if coverage == "unknown" and zoo.is_available(model):
             from bredos_npu.models.inspection.analysis import inspect_model

@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
 
-from bredos_npu.errors import BredosNpuError
+from bredos_npu.errors import DownloadError
 
 CHUNK = 256 * 1024
 RETRIES = 5
 TIMEOUT = 30.0
 MIRROR_HINT = "check your network, or set BREDOS_NPU_MODEL_BASE_URL to a mirror"
-
-
-class DownloadError(BredosNpuError):
-    """A download failed; nothing was left in the cache."""
 
 
 class Integrity(NamedTuple):

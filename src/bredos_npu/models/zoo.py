@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bredos_npu.errors import ModelError
+from bredos_npu.errors import DownloadError, ModelError
 from bredos_npu.models import bundled
 from bredos_npu.models.download import Integrity, Progress, download, file_digest
 from bredos_npu.models.tflite_file import read_model_bytes
@@ -26,6 +27,7 @@ BASE_URL_ENV = "BREDOS_NPU_MODEL_BASE_URL"
 OFFLINE_ENV = "BREDOS_NPU_OFFLINE"
 TASKS = ("classify", "detect", "segment", "pose")
 IMPORTS_FILE = "imported.json"
+VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,17 @@ def _manifest() -> dict[str, Any]:
     return json.loads(bundled.data_path("zoo.json").read_text())
 
 
+def _mirror() -> str | None:
+    mirror = os.environ.get(BASE_URL_ENV) or None
+    if mirror and not mirror.startswith(("http://", "https://")):
+        raise DownloadError(f"{BASE_URL_ENV}={mirror!r} is not an http(s) URL: set it to the "
+                            "mirror's base URL, e.g. http://host/models/.")
+    return mirror
+
+
 def _zoo_file(name: str, entry: dict[str, Any]) -> ZooFile:
     sources = _manifest()["sources"]
-    mirror = os.environ.get(BASE_URL_ENV)
+    mirror = _mirror()
     file_name = entry["path"].rsplit("/", 1)[-1]
     url = (mirror.rstrip("/") + "/" + file_name) if mirror else sources[entry["source"]] + entry["path"]
     integrity = (Integrity("sha256", entry["sha256"]) if "sha256" in entry
@@ -124,6 +134,16 @@ def is_available(model: ZooModel) -> bool:
     return local_path(model).is_file()
 
 
+def missing_labels(model: ZooModel) -> bool:
+    """True when the model is here but its separate label file is not."""
+    if model.imported_labels:
+        return not Path(model.imported_labels).is_file()
+    if model.labels in (None, "embedded"):
+        return False
+    item = label_file(model.labels)
+    return not (item.bundled or (cache_dir() / item.file_name).is_file())
+
+
 def _fetch(item: ZooFile, progress: Progress | None) -> Path:
     if item.bundled:
         return bundled.data_path(item.bundled)
@@ -131,10 +151,18 @@ def _fetch(item: ZooFile, progress: Progress | None) -> Path:
     if target.is_file():
         return target
     if offline():
-        raise ModelError(f"{item.name} is not in the cache and offline mode is on: pull it on a "
-                         "connected machine, or copy it in with `bredos-npu models import`.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+        raise ModelError(f"{item.name} is not in the cache and offline mode is on: run "
+                         f"`bredos-npu models pull` on a connected machine, or copy the file to {target}.")
+    _make_cache(target.parent)
     return download(item.url, target, item.integrity, progress)
+
+
+def _make_cache(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}: set "
+                            f"{CACHE_ENV} to a writable folder.") from None
 
 
 def pull(name: str, progress: Progress | None = None) -> Path:
@@ -199,14 +227,23 @@ def _imports_file() -> Path:
 
 
 def _imports() -> dict[str, dict[str, Any]]:
+    path = _imports_file()
     try:
-        return json.loads(_imports_file().read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
+    except OSError as error:
+        raise DownloadError(f"Cannot use the model cache {path.parent}: {error.strerror or error}: "
+                            f"set {CACHE_ENV} to a writable folder.") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ModelError(f"{path} is corrupt: fix or delete it (the imported models' files stay in "
+                         f"{path.parent / 'imported'}).") from None
 
 
 def _save_imports(imports: dict[str, dict[str, Any]]) -> None:
-    _imports_file().parent.mkdir(parents=True, exist_ok=True)
+    _make_cache(_imports_file().parent)
     with atomic_open(_imports_file()) as out:
         json.dump(imports, out, indent=2)
 
@@ -216,21 +253,25 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     """Copy a local .tflite (and labels) into the cache under ``name``."""
     if task not in TASKS:
         raise ModelError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    if not VALID_NAME.fullmatch(name):
+        raise ModelError(f"{name!r} is not a usable model name: use letters, digits, '.', '_' and "
+                         "'-', starting with a letter or digit.")
     if name in _manifest()["models"]:
         raise ModelError(f"{name} is a built-in zoo model: choose another name for the import.")
     if name in _imports() and not force:
         raise ModelError(f"A model named {name} was imported already: pass --force to replace it.")
     read_model_bytes(source)  # a clear error for a missing or non-TFLite file
+    if labels is not None:
+        from bredos_npu.models.labels import read_label_file
+
+        read_label_file(labels)  # before anything is copied, so a bad file leaves nothing behind
     folder = cache_dir() / "imported"
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_cache(folder)
     target = folder / f"{name}.tflite"
     with atomic_open(target, "wb") as out, open(source, "rb") as given:
         shutil.copyfileobj(given, out)
     label_target = None
     if labels is not None:
-        from bredos_npu.models.labels import read_label_file
-
-        read_label_file(labels)
         label_target = folder / f"{name}.labels.txt"
         with atomic_open(label_target, "wb") as out, open(labels, "rb") as given:
             shutil.copyfileobj(given, out)

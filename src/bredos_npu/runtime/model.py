@@ -317,7 +317,7 @@ def load(
     started = time.perf_counter()
     model_path = bundled.default_model()
     if path is not None:
-        resolved = zoo.resolve(path, download_progress)
+        resolved = zoo.resolve(path, download_progress, with_labels=labels is None)
         model_path = resolved.path
         labels = labels if labels is not None else resolved.labels
     runtime = find_runtime()

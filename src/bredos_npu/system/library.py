@@ -40,11 +40,13 @@ def find_teflon(root: SystemRoot, explicit: str | os.PathLike[str] | None = None
 
     An explicit or environment path is returned even when missing, so the caller can say so.
     """
+    # Absolute, because dlopen searches the library path for a bare "lib.so" (even "./lib.so"
+    # once pathlib has normalised it away).
     if explicit:
-        return LibraryChoice(Path(explicit), "--delegate", (str(explicit),))
+        return LibraryChoice(Path(explicit).absolute(), "--delegate", (str(explicit),))
     from_env = os.environ.get(DELEGATE_ENV)
     if from_env:
-        return LibraryChoice(Path(from_env), f"${DELEGATE_ENV}", (from_env,))
+        return LibraryChoice(Path(from_env).absolute(), f"${DELEGATE_ENV}", (from_env,))
     for candidate in TEFLON_PATHS:
         if root.path(candidate).is_file():
             return LibraryChoice(root.path(candidate), "search", TEFLON_PATHS)
