@@ -34,12 +34,17 @@ def test_delegate_from_environment(delegates, monkeypatch):
     assert bredos_npu.load(DEFAULT_MODEL, backend="npu").backend.delegate == str(delegates["passthrough"])
 
 
-def test_npu_on_a_ready_board_finds_libteflon(ready_board, monkeypatch):
+def test_ready_board_loads_libteflon_and_auto_says_when_it_took_nothing(ready_board, monkeypatch):
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
-    model = bredos_npu.load(DEFAULT_MODEL)
-    assert model.backend.name == "npu" and model.backend.fallback_reason is None
-    assert model.backend.delegate == str(ready_board.base / "usr/lib/libteflon.so")
-    assert model.classify(CAT, top_k=1)[0].index == 286
+    teflon = str(ready_board.base / "usr/lib/libteflon.so")
+    explicit = bredos_npu.load(DEFAULT_MODEL, backend="npu")
+    assert explicit.backend.name == "npu" and explicit.backend.delegate == teflon
+    # the stand-in libteflon claims no nodes: nothing would run on the NPU, so auto says CPU
+    auto = bredos_npu.load(DEFAULT_MODEL)
+    assert auto.backend.name == "cpu"
+    assert auto.backend.fallback_reason == (f"NPU not used: the delegate {teflon} took none of this "
+                                            "model's operators (see `bredos-npu inspect`)")
+    assert auto.classify(CAT, top_k=1)[0].index == 286
 
 
 def test_null_delegate_is_a_clear_error(delegates, capfd):

@@ -36,7 +36,7 @@ def test_cpu_figures_and_unavailable_npu_reported_not_raised(capfd, no_npu):
     assert cpu["backend"] == "cpu" and cpu["available"] and cpu["runs"] == 5
     assert len(cpu["latencies_ms"]) == 5 and cpu["min_ms"] <= cpu["p50_ms"] <= cpu["max_ms"]
     assert cpu["speedup_vs_cpu"] == 1.0 and cpu["model_nodes"] == 66
-    assert npu["available"] is False and npu["mean_ms"] == "" and npu["latencies_ms"] == []
+    assert npu["available"] is False and npu["mean_ms"] is None and npu["latencies_ms"] == []
     assert npu["reason"].startswith("NPU not available: no NPU device node /dev/accel/accel0")
     assert data["teflon_prediction"].startswith("NPU: 63/66 ops")
 
@@ -44,17 +44,21 @@ def test_cpu_figures_and_unavailable_npu_reported_not_raised(capfd, no_npu):
 def test_text_table_says_not_available(capfd, no_npu):
     outcome = run_cli(capfd, "bench", "--runs", "3", "--warmup", "0")
     assert outcome.code == 0
-    assert "npu: not available: NPU not available" in outcome.out
+    assert "npu: not available: no NPU device node /dev/accel/accel0" in outcome.out
     lines = outcome.out.splitlines()
     assert lines[1].split()[:4] == ["backend", "init", "first", "warm-up"]
     assert lines[2].startswith("cpu ") and lines[3].split()[1:3] == ["-", "-"]
 
 
-def test_npu_with_a_delegate_is_measured(capfd, delegates):
-    data = bench_json(capfd, "--backends", "npu,cpu", "--delegate", str(delegates["passthrough"]))
+def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
+    # The passthrough delegate loads but claims nothing: its timings would be CPU timings.
+    library = delegates["passthrough"]
+    data = bench_json(capfd, "--backends", "npu,cpu", "--delegate", str(library))
     npu, cpu = data["backends"]
-    assert npu["available"] and npu["npu_nodes"] == 0 and len(npu["latencies_ms"]) == 5
-    assert npu["speedup_vs_cpu"] == pytest.approx(cpu["mean_ms"] / npu["mean_ms"], rel=1e-2)
+    assert npu["available"] is False and npu["latencies_ms"] == [] and npu["mean_ms"] is None
+    assert npu["reason"] == (f"the delegate {library} took none of this model's operators, so "
+                             "nothing would run on the NPU (see `bredos-npu inspect`)")
+    assert cpu["available"] and cpu["speedup_vs_cpu"] == 1.0
 
 
 def test_image_input(capfd):
@@ -96,3 +100,17 @@ def test_existing_output_is_not_overwritten(capfd, tmp_path):
 def test_bad_backend_list(capfd):
     outcome = run_cli(capfd, "bench", "--backends", "gpu")
     assert outcome.code == 2 and "choose from cpu, npu" in outcome.err
+
+
+def test_exit_status_when_nothing_could_be_measured(capfd, no_npu):
+    outcome = run_cli(capfd, "bench", "--backends", "npu", "--runs", "2")
+    assert outcome.code == 7
+    assert "npu: not available: no NPU device node" in outcome.out
+
+
+def test_plot_format_follows_the_extension(capfd, tmp_path, no_npu):
+    svg = tmp_path / "latency.svg"
+    assert run_cli(capfd, "bench", "--backends", "cpu", "--runs", "3", "--plot", svg).code == 0
+    assert svg.read_text().lstrip().startswith("<?xml")
+    outcome = run_cli(capfd, "bench", "--backends", "cpu", "--runs", "3", "--plot", tmp_path / "p.txt")
+    assert outcome.code == 9 and "use a .png, .svg, .pdf or .jpg name" in outcome.err

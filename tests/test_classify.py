@@ -244,8 +244,8 @@ def test_permission_denied_message(capfd, monkeypatch):
 def test_detection_model_is_not_a_classifier(capfd):
     model = MODELS / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
     expect_error(capfd, EXIT_MODEL,
-                 f"{model} is not an image classifier (its first output has shape 1x10x4, not one "
-                 "score per class): use a classification model.", "classify", "-b", "cpu", "-m", model)
+                 f"{model} is not an image classifier with one score per class (outputs 1x10x4, "
+                 "1x10, 1x10, 1): it looks made for `bredos-npu detect`.", "classify", "-m", model)
 
 
 def test_model_with_several_inputs_is_not_a_classifier(capfd):
@@ -265,3 +265,31 @@ def test_model_whose_input_is_not_an_image(tmp_path):
     model = bredos_npu.load(path, backend="cpu")
     with pytest.raises(bredos_npu.ModelError, match=r"takes an input of shape 1x3x8x8, not an image"):
         model.prepare(CAT)
+
+
+def test_16_bit_images_are_scaled_not_clipped(mobilenet_v2, tmp_path):
+    import numpy as np
+
+    grey = np.asarray(Image.open(CAT).convert("L"))
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "cat16.png")
+    assert Image.open(tmp_path / "cat16.png").mode == "I;16"
+    assert mobilenet_v2.classify(tmp_path / "cat16.png", top_k=1) == \
+        mobilenet_v2.classify(Image.fromarray(grey), top_k=1)
+
+
+def test_not_an_image_object(mobilenet_v2):
+    with pytest.raises(bredos_npu.ImageError, match=r"must be a path, a PIL image or a uint8 array, not int"):
+        mobilenet_v2.classify(42)
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "inf"])
+def test_input_std_must_be_usable(capfd, value):
+    outcome = run_cli(capfd, "classify", "-b", "cpu", "--input-std", value, CAT)
+    assert outcome.code == 2
+    assert "--input-std a finite number other than 0" in outcome.err
+
+
+def test_missing_labels_are_pointed_out(capfd):
+    model = MODELS / "mobilenet_v1_0.25_224_float.tflite"
+    outcome = run_cli(capfd, "classify", "-b", "cpu", "-m", model, CAT)
+    assert "labels:  none in the model (pass --labels FILE to name the classes)" in outcome.out

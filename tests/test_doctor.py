@@ -174,3 +174,20 @@ def test_machine_without_device_tree(fake_system):
 def test_root_from_environment(ready_board, monkeypatch):
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
     assert diagnose().npu_ready
+
+
+def test_missing_root_is_an_error(capfd, tmp_path):
+    from cli_runner import run_cli
+
+    outcome = run_cli(capfd, "doctor", "--root", tmp_path / "nowhere")
+    assert outcome.code == 2
+    assert f"The system root {tmp_path / 'nowhere'} does not exist" in outcome.err
+
+
+def test_old_kernel_does_not_suggest_modprobe(ready_board):
+    ready_board.kernel("6.1.75-vendor", rocket=None)
+    ready_board.module(loaded=False)
+    ready_board.remove("/dev/accel/accel0")
+    report = diagnose(str(ready_board.base))
+    assert {check(report, n).status for n in ("Driver", "Device")} == {"skip"}
+    assert all(c.fix != "sudo modprobe rocket" for c in report.checks)

@@ -303,3 +303,8 @@ def test_not_a_tflite_file(capfd, tmp_path):
     path.write_text("hello")
     outcome = run_cli(capfd, "inspect", path)
     assert outcome.code == EXIT_MODEL and "is not a TensorFlow Lite model" in outcome.err
+
+
+def test_unknown_custom_operator_is_explained():
+    result = bredos_npu.inspect(MODELS / "model_invoking_error.tflite")
+    assert any(a.startswith("Custom operator fake-op-double is not part of TFLite") for a in result.advice)

@@ -109,7 +109,8 @@ def test_cli_csv_one_row_per_detection(capfd, tmp_path):
 def test_classifier_is_not_a_detector(capfd):
     outcome = run_cli(capfd, "detect", "-m", DEFAULT_MODEL, "-b", "cpu", PETS)
     assert outcome.code == EXIT_MODEL
-    assert "is not an SSD-style detector (outputs 1x1001;" in outcome.err
+    assert outcome.err.strip().endswith("is not an SSD-style detector with TFLite_Detection_PostProcess "
+                                        "(outputs 1x1001): it looks made for `bredos-npu classify`.")
 
 
 # --- segmentation -----------------------------------------------------------------------------
@@ -183,3 +184,39 @@ def test_bulk_pose_over_a_folder_with_a_broken_image(capfd, tmp_path):
 def test_task_commands_need_images(capfd):
     outcome = run_cli(capfd, "pose", "-m", MOVENET)
     assert outcome.code == 2 and "give one or more images or folders to pose" in outcome.err
+
+
+def test_wrong_label_file_for_a_detector(capfd):
+    labels = LABELS / "imagenet_labels.txt"
+    outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", "-l", labels, PETS)
+    assert outcome.code == 6
+    assert f"The label file {labels} has 1001 labels but the model's own label file has 90" in outcome.err
+
+
+def test_pictures_of_same_named_inputs_do_not_overwrite_each_other(capfd, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "x.jpg").write_bytes(PETS.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", "-r", tmp_path / "in", "-o", out)
+    assert outcome.code == 0, outcome.err
+    assert sorted(p.name for p in out.iterdir()) == ["x-2.detect.png", "x.detect.png"]
+
+
+def test_picture_format_follows_the_file_name(capfd, tmp_path):
+    target = tmp_path / "pets.jpg"
+    assert run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", PETS, "-o", target).code == 0
+    assert Image.open(target).format == "JPEG"
+    outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", PETS, "-o", tmp_path / "pets.txt")
+    assert outcome.code == 9 and "use a .png or .jpg file name" in outcome.err
+
+
+def test_csv_has_a_row_for_an_image_without_detections(capfd, tmp_path):
+    import csv
+
+    target = tmp_path / "d.csv"
+    outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", "--threshold", "0.99", PETS, "--csv", target)
+    assert outcome.code == 0
+    rows = list(csv.DictReader(target.open()))
+    assert len(rows) == 1 and rows[0]["image"] == str(PETS) and rows[0]["label"] == ""

@@ -25,6 +25,12 @@ class BredosNpuError(Exception):
     exit_code = EXIT_ERROR
 
 
+class UsageError(BredosNpuError):
+    """An option value that cannot work (reported like a command-line usage error)."""
+
+    exit_code = EXIT_USAGE
+
+
 class ModelError(BredosNpuError):
     """The model file is missing, unreadable, not TFLite, truncated or cannot be run."""
 

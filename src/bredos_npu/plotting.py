@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bredos_npu.errors import BredosNpuError
-from bredos_npu.outputs import atomic_open
+from bredos_npu.errors import BredosNpuError, OutputError
+from bredos_npu.outputs import atomic_open, check_output
 
 INSTALL_HINT = "pip install 'bredos-npu[plot]'"
 NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR = "#2a9d8f", "#9aa0a6", "#e76f51"
@@ -27,11 +27,23 @@ def pyplot() -> Any:
     return plt
 
 
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
+
+
+def check_plot_path(path: str | os.PathLike[str], force: bool) -> Path:
+    """The plot's path after the usual output checks and a check of its extension."""
+    target = check_output(path, force)
+    if target.suffix.lower() not in PLOT_FORMATS:
+        raise OutputError(f"Cannot draw a plot as {target.name}: use a .png, .svg, .pdf or .jpg name.")
+    return target
+
+
 def save(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write the figure as PNG, atomically (callers check the path with check_output first)."""
+    """Write the figure in the format its extension names, atomically (see check_plot_path)."""
     target = Path(path)
     with atomic_open(target, "wb") as out:
-        figure.savefig(out, format="png", dpi=120, bbox_inches="tight")
+        figure.savefig(out, format=PLOT_FORMATS.get(target.suffix.lower(), "png"), dpi=120,
+                       bbox_inches="tight")
     pyplot().close(figure)
     return target
 

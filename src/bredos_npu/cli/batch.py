@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from bredos_npu.cli.progress import progress_bar
-from bredos_npu.errors import ImageError
-from bredos_npu.outputs import OutputError, atomic_open, check_output
+from bredos_npu.errors import ImageError, OutputError
+from bredos_npu.outputs import atomic_open, check_output
 from bredos_npu.runtime.pipeline import Result
 
 
@@ -56,33 +56,52 @@ class Outputs:
             if path:
                 check_output(path, self.force)
         if self.pictures and _single_file_target(self.pictures, inputs):
-            check_output(self.pictures, self.force)
+            picture_format(check_output(self.pictures, self.force))
 
 
 def _single_file_target(target: str, inputs: int | None) -> bool:
     return not Path(target).is_dir() and not target.endswith("/") and inputs == 1
 
 
-def picture_path(target: str, source: str, suffix: str, inputs: int | None) -> Path:
-    """Where a result picture goes: the file named, or ``DIR/<stem>.<suffix>.png``."""
+def picture_format(path: Path) -> str:
+    """Pillow's format name for the file's extension (.png, .jpg, .webp, ...)."""
+    from PIL import Image
+
+    found = Image.registered_extensions().get(path.suffix.lower())
+    if found is None or found not in Image.SAVE:
+        raise OutputError(f"Cannot write a picture as {path.name}: use a .png or .jpg file name.")
+    return found
+
+
+def picture_path(target: str, source: str, suffix: str, inputs: int | None,
+                 taken: set[Path]) -> Path:
+    """Where a result picture goes: the file named, or ``DIR/<stem>.<suffix>.png``, made unique
+    within the run (``a/x.jpg`` and ``b/x.jpg`` must not overwrite each other)."""
     if _single_file_target(target, inputs):
         return Path(target)
     folder = Path(target)
     if not folder.is_dir():
         raise OutputError(f"Cannot write pictures to {folder}: it is not a folder (create it, or "
                           "name a file when there is one image).")
-    return folder / f"{Path(source).stem}.{suffix}.png"
+    stem, number = Path(source).stem, 1
+    path = folder / f"{stem}.{suffix}.png"
+    while path in taken:
+        number += 1
+        path = folder / f"{stem}-{number}.{suffix}.png"
+    taken.add(path)
+    return path
 
 
-def write_picture(view: TaskView, result: Result, target: str, inputs: int | None, force: bool) -> Path:
+def write_picture(view: TaskView, result: Result, target: str, inputs: int | None, force: bool,
+                  taken: set[Path]) -> Path:
     from bredos_npu.tasks.image import open_image
 
-    path = picture_path(target, result.source, view.picture_suffix, inputs)
+    path = picture_path(target, result.source, view.picture_suffix, inputs, taken)
     if path.exists() and not force and not _single_file_target(target, inputs):
         raise OutputError(f"{path} already exists: pass --force to overwrite it, or choose another folder.")
     picture = view.draw(open_image(result.source), result.value) if view.draw else None
     with atomic_open(path, "wb") as out:
-        picture.save(out, format="PNG")
+        picture.save(out, format=picture_format(path))
     return path
 
 
@@ -92,6 +111,7 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
     if not outputs.quiet:
         click.echo(header)
     documents: list[dict[str, Any]] = []
+    pictures: set[Path] = set()
     done = failed = 0
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -116,7 +136,7 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
             else:
                 if outputs.pictures:
                     document["picture"] = str(write_picture(view, result, outputs.pictures, inputs,
-                                                            outputs.force))
+                                                            outputs.force, pictures))
                 if not outputs.quiet:
                     click.echo(f"\n{result.source}\n{view.text(result.value)}")
                     click.echo(f"  preprocess {result.preprocess_ms:.1f} ms, inference "

@@ -8,6 +8,7 @@ import json
 import click
 
 from bredos_npu.cli.progress import progress_bar
+from bredos_npu.errors import BackendError
 
 
 def _backends(value: str) -> list[str]:
@@ -36,7 +37,8 @@ def _backends(value: str) -> list[str]:
 @click.option("--plot", metavar="FILE.png", help="Draw the latency distributions side by side.")
 @click.option("--force", is_flag=True, help="Overwrite --csv/--plot files that exist.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def bench(model: str | None, backends: str, runs: int, warmup: int, threads: int | None,
+@click.pass_context
+def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmup: int, threads: int | None,
           parallel: int, image: str | None, delegate: str | None, as_json: bool,
           csv_path: str | None, plot: str | None, force: bool, debug: bool) -> None:
     """Benchmark MODEL (default: the bundled MobileNet V2) on each backend.
@@ -50,9 +52,12 @@ def bench(model: str | None, backends: str, runs: int, warmup: int, threads: int
     from bredos_npu.runtime.bench import benchmark
 
     names = _backends(backends)
-    for path in (csv_path, plot):
-        if path:
-            check_output(path, force)
+    if csv_path:
+        check_output(csv_path, force)
+    if plot:
+        from bredos_npu.plotting import check_plot_path
+
+        check_plot_path(plot, force)
     results = []
     total = len(names) * runs * parallel
     with progress_bar(total, "inf", enabled=not as_json) as bar:
@@ -77,9 +82,11 @@ def bench(model: str | None, backends: str, runs: int, warmup: int, threads: int
     if as_json:
         click.echo(json.dumps({**render.bench_dict(results, model, image),
                                "teflon_prediction": prediction}, indent=2))
-        return
-    click.echo(render.bench_text(results, model, image))
-    click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
+    else:
+        click.echo(render.bench_text(results, model, image))
+        click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
     for path in (csv_path, plot):
-        if path:
+        if path and not as_json:
             click.echo(f"written: {path}")
+    if not any(run.latencies_ms for run in results):
+        ctx.exit(BackendError.exit_code)  # nothing could be measured: scripts should notice

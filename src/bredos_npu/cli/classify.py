@@ -52,9 +52,8 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
 
     outputs = Outputs(as_json, jsonl_path, csv_path, None, force)
     outputs.check(given_inputs(images) if images else 1)
-    net = load_model(ctx, model, backend, labels, delegate, threads, debug, mean=input_mean,
-                     std=input_std)
-    net.check_classifier()
+    net = load_model(ctx, model, backend, labels, delegate, threads, debug,
+                     check=lambda loaded: loaded.check_classifier(), mean=input_mean, std=input_std)
     sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
     header = model_header(net, default=model is None) + f"\n  load {net.load_ms:.1f} ms"
     view = _view()

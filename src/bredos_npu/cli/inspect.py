@@ -25,10 +25,10 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
     """
     from bredos_npu.cli import render
     from bredos_npu.models.inspection.analysis import inspect_model
-    from bredos_npu.outputs import check_output
+    from bredos_npu.plotting import check_plot_path
 
     if plot:
-        check_output(plot, force)
+        check_plot_path(plot, force)
     inspection = inspect_model(model)
     check = None
     if runtime:

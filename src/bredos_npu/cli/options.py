@@ -14,11 +14,12 @@ debug_option = click.option(
 )
 
 
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def model_options(command: Callable[..., Any], default: str = "the bundled MobileNet V2 quant"
+                  ) -> Callable[..., Any]:
     """--model, --labels, --backend, --delegate, --threads, --debug."""
     for option in reversed([
         click.option("-m", "--model", type=click.Path(dir_okay=True),
-                     help="A .tflite model (default: the bundled MobileNet V2 quant)."),
+                     help=f"A .tflite file or a zoo name (default: {default})."),
         click.option("-l", "--labels", type=click.Path(dir_okay=True),
                      help="Label file (default: the one embedded in the model)."),
         click.option("-b", "--backend", type=click.Choice(BACKENDS), default="auto",
@@ -34,8 +35,10 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load_model(ctx: click.Context, model: str | None, backend: str, labels: str | None,
-               delegate: str | None, threads: int | None, debug: bool, **extra: Any) -> Any:
-    """Load the model for a command and say on stderr, once, why the NPU is not used."""
+               delegate: str | None, threads: int | None, debug: bool,
+               check: Callable[[Any], Any] | None = None, **extra: Any) -> Any:
+    """Load the model for a command, run ``check`` (does it fit the task?), then say on stderr,
+    once, why the NPU is not used."""
     from bredos_npu.cli.progress import DownloadBar
     from bredos_npu.runtime.model import load
 
@@ -45,6 +48,8 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
                    debug=debug or ctx.obj.get("debug", False), download_progress=bar, **extra)
     finally:
         bar.close()
+    if check is not None:
+        check(net)
     if net.backend.fallback_reason:
         click.echo(f"bredos-npu: {net.backend.fallback_reason.rstrip('.')}; running on the CPU.",
                    err=True)
@@ -59,4 +64,5 @@ def given_inputs(images: tuple[str, ...]) -> int | None:
 
 
 def first_run_note(net: Any) -> str:
-    return " (first run: includes NPU graph compilation)" if net.backend.name == "npu" else ""
+    compiled = net.backend.name == "npu" and net.backend.nodes.npu_nodes > 0
+    return " (first run: includes NPU graph compilation)" if compiled else ""

@@ -56,7 +56,10 @@ def classes_text(classes: list[Class]) -> str:
 
 def model_header(model: Model, default: bool) -> str:
     name = model.path.name + (" (bundled default)" if default else "")
-    return f"model:   {name}\nbackend: {backend_line(model.backend)}"
+    header = f"model:   {name}\nbackend: {backend_line(model.backend)}"
+    if model.label_map is None:
+        header += "\nlabels:  none in the model (pass --labels FILE to name the classes)"
+    return header
 
 
 def doctor_text(report: Report) -> str:
@@ -202,6 +205,13 @@ def inspection_dict(inspection: Any, check: Any = None) -> dict[str, Any]:
 BENCH_STATS = ("mean", "std", "min", "p50", "p90", "p99", "max")
 
 
+def _unprefixed(reason: str) -> str:
+    for prefix in ("NPU not available: ", "NPU not used: "):
+        if reason.startswith(prefix):
+            return reason[len(prefix):]
+    return reason
+
+
 def _speedups(results: list[Any]) -> dict[str, float | None]:
     cpu = next((r.stats for r in results if r.backend == "cpu" and r.stats), None)
     return {r.backend: (cpu.mean / r.stats.mean if cpu and r.stats else None) for r in results}
@@ -241,9 +251,15 @@ def bench_rows(results: list[Any]) -> list[dict[str, Any]]:
 
 
 def bench_dict(results: list[Any], model: str | None, image: str | None) -> dict[str, Any]:
-    return {"model": model or "bundled default", "input": image or "random",
-            "backends": [{**row, "latencies_ms": [round(v, 4) for v in run.latencies_ms]}
-                         for row, run in zip(bench_rows(results), results, strict=True)]}
+    """The CSV rows as JSON: figures not measured are null, cpus a list, plus every latency."""
+    backends = []
+    for row, run in zip(bench_rows(results), results, strict=True):
+        entry = {key: (None if value == "" else value) for key, value in row.items()}
+        entry["reason"] = run.error
+        entry["cpus"] = list(run.info.cpus) if run.info else []
+        entry["latencies_ms"] = [round(v, 4) for v in run.latencies_ms]
+        backends.append(entry)
+    return {"model": model or "bundled default", "input": image or "random", "backends": backends}
 
 
 def bench_text(results: list[Any], model: str | None, image: str | None) -> str:
@@ -255,23 +271,24 @@ def bench_text(results: list[Any], model: str | None, image: str | None) -> str:
         stats, info = run.stats, run.info
         if not stats or not info:
             rows.append([run.backend, *["-"] * (len(head) - 1)])
-            notes.append(f"{run.backend}: not available: {run.error}")
+            notes.append(f"{run.backend}: not available: {_unprefixed(run.error or '')}")
             continue
-        warm = sum(run.warmup_ms) / len(run.warmup_ms) if run.warmup_ms else 0.0
+        warm = f"{sum(run.warmup_ms) / len(run.warmup_ms):.2f}" if run.warmup_ms else "-"
         n = info.nodes
         delegated = (f"{n.npu_nodes}/{n.model_nodes} NPU" if run.backend == "npu"
                      else f"{n.xnnpack_nodes}/{n.model_nodes} XNNPACK")
         cpus = f" (cpus {','.join(map(str, info.cpus))})" if info.cpus else ""
         speed = speedups[run.backend]
-        rows.append([run.backend, f"{run.init_ms:.1f}", f"{run.first_ms:.2f}", f"{warm:.2f}",
+        rows.append([run.backend, f"{run.init_ms:.1f}", f"{run.first_ms:.2f}", warm,
                      *[f"{getattr(stats, k):.2f}" for k in BENCH_STATS], f"{stats.per_second:.1f}",
                      f"{speed:.2f}x" if speed else "-", delegated, f"{info.threads}{cpus}"])
         if run.parallel:
             p = run.parallel
             notes.append(f"{run.backend}: {p.interpreters} interpreters x {p.threads} thread(s) in "
-                         f"parallel: {p.per_second:.1f} inf/s in all, {p.efficiency:.0%} scaling "
-                         f"efficiency (one alone: {p.single_per_second:.1f} inf/s; "
-                         f"{p.per_second / stats.per_second:.2f}x the single interpreter above)")
+                         f"parallel: {p.per_second:.1f} inf/s together = {p.efficiency:.0%} of "
+                         f"{p.interpreters} x {p.single_per_second:.1f} inf/s (one such interpreter "
+                         f"alone), {p.per_second / stats.per_second:.2f}x the {stats.per_second:.1f} "
+                         "inf/s of the single interpreter in the table")
     title = (f"model: {model or 'bundled default (mobilenet_v2_1.0_224_quant)'}, input: "
              f"{image or 'random'}, times in ms, {results[0].stats.count if results[0].stats else 0} runs")
     return "\n".join([title, table(rows), *notes])

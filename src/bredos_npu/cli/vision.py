@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
@@ -44,7 +45,7 @@ def _views() -> dict[str, TaskView]:
                                            "box": _box(d)} for d in found]},
             ("id", "label", "score", "xmin", "ymin", "xmax", "ymax"),
             lambda found: [{"id": d.id, "label": d.label, "score": round(d.score, 6), **_box(d)}
-                           for d in found],
+                           for d in found] or [{}],  # a row even without detections
             draw_detections, "detect"),
         "segment": TaskView(
             "segmented", segmentation_text,
@@ -66,7 +67,11 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
     if not images:
         raise click.UsageError(f"give one or more images or folders to {task}")
     outputs.check(given_inputs(images))
-    net = load_model(ctx, model or DEFAULT_MODELS[task], **load)
+    from bredos_npu.runtime import heads
+
+    checks = {"detect": heads.detection_outputs, "segment": heads.require_segmenter,
+              "pose": heads.require_pose}
+    net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task], **load)
     view = _views()[task]
     header = model_header(net, default=False) + f"\n  load {net.load_ms:.1f} ms"
     finish(ctx, net, *run_batch(run(net, expand_sources(images, recursive)), view, outputs,
@@ -79,7 +84,7 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
 
 @click.command()
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-@model_options
+@functools.partial(model_options, default=DEFAULT_MODELS["detect"])
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Minimum score of a detection.")
 @click.option("--max", "max_results", type=click.IntRange(min=1), help="At most N detections per image.")
@@ -105,7 +110,7 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
 
     @click.command(task, help=help_text)
     @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-    @model_options
+    @functools.partial(model_options, default=DEFAULT_MODELS[task])
     @output_option
     @batch_options
     @click.pass_context

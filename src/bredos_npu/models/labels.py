@@ -71,6 +71,16 @@ def labels_from_model(files: dict[str, bytes], classes: int) -> list[str] | None
     return None
 
 
+def check_against(labels: dict[int, str], reference: dict[int, str] | None, source: str) -> None:
+    """For detection/segmentation, whose outputs do not say how many classes there are: a label
+    file must roughly match the label file the model carries (one line of slack for a leading
+    "background")."""
+    if reference and abs(len(labels) - len(reference)) > 1:
+        raise LabelsError(f"The label file {source} has {len(labels)} labels but the model's own "
+                          f"label file has {len(reference)}: pass the label file that belongs to "
+                          "this model, or none to use the model's.")
+
+
 def first_label_map(files: dict[str, bytes]) -> dict[int, str] | None:
     """The labels of the first embedded .txt file (files named *label* first), or None."""
     for name in sorted(files, key=lambda n: ("label" not in n.lower(), n)):

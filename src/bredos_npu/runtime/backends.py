@@ -72,7 +72,8 @@ def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) 
     # Checked first: the runtime's half-built Delegate object raises again from __del__ otherwise.
     loadable = check_loadable(Path(library))
     if not loadable.loadable:
-        raise BackendError(f"Cannot load the delegate library {library}: {loadable.error}.")
+        raise BackendError(f"Cannot load the delegate library {library} ({loadable.error}): pass "
+                           f"Mesa's libteflon.so; {DOCTOR_HINT}.")
     if not loadable.has_entry_points:
         raise BackendError(
             f"{library} is not a TFLite external delegate ({loadable.error}): pass Mesa's libteflon.so."

@@ -98,6 +98,9 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
         model = load(path, backend, delegate=delegate, threads=threads)
     except BackendError as why:
         return BackendRun(backend, error=str(why))
+    if backend == "npu" and not model.backend.npu_node_indices:
+        return BackendRun(backend, error=f"the delegate {model.backend.delegate} took none of this "
+                          "model's operators, so nothing would run on the NPU (see `bredos-npu inspect`)")
     run = BackendRun(backend, info=model.backend, init_ms=(time.perf_counter() - started) * 1e3)
     tensors = [model.preprocess(image)] if image is not None else random_inputs(model)
     run.first_ms = timed_invoke(model, tensors)

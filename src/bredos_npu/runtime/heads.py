@@ -29,6 +29,31 @@ def _shapes(model: Model) -> str:
     return ", ".join("x".join(map(str, o.shape)) for o in model.outputs)
 
 
+def guess_task(model: Model) -> str | None:
+    """The command this model's outputs look made for: classify, detect, segment or pose."""
+    outputs = model.outputs
+    shapes = [OutputShape(n, o.shape) for n, o in zip(model.output_names, outputs, strict=True)]
+    if identify_outputs(shapes) is not None:
+        return "detect"
+    if len(outputs) != 1:
+        return None
+    shape = outputs[0].shape
+    if int(np.prod(shape)) == len(KEYPOINTS) * 3:
+        return "pose"
+    if sum(1 for d in shape if d > 1) == 1:
+        return "classify"
+    if len(shape) in (3, 4) and min(shape[1:3]) > 1:
+        return "segment"
+    return None
+
+
+def wrong_task(model: Model, task: str, what: str) -> ModelError:
+    """'X is not <what> (outputs ...)', with the command that fits the model when there is one."""
+    fits = guess_task(model)
+    hint = f": it looks made for `bredos-npu {fits}`" if fits and fits != task else ""
+    return ModelError(f"{model.path} is not {what} (outputs {_shapes(model)}){hint}.")
+
+
 def require_single_input(model: Model, task: str) -> None:
     if len(model.inputs) != 1:
         raise ModelError(f"{model.path} has {len(model.inputs)} inputs: {task} needs a model with "
@@ -40,8 +65,7 @@ def detection_outputs(model: Model, values: list[np.ndarray] | None = None) -> D
     shapes = [OutputShape(n, o.shape) for n, o in zip(model.output_names, model.outputs, strict=True)]
     found = identify_outputs(shapes, values)
     if found is None:
-        raise ModelError(f"{model.path} is not an SSD-style detector (outputs {_shapes(model)}; "
-                         "expected boxes, classes, scores and count from TFLite_Detection_PostProcess).")
+        raise wrong_task(model, "detect", "an SSD-style detector with TFLite_Detection_PostProcess")
     return found
 
 
@@ -59,8 +83,7 @@ def require_segmenter(model: Model) -> None:
     width, height = model.input_size
     spatial = len(shape) in (3, 4) and shape[0] == 1 and shape[1] * 4 >= height and shape[2] * 4 >= width
     if len(model.outputs) != 1 or not spatial:
-        raise ModelError(f"{model.path} is not a segmentation model (outputs {_shapes(model)}; "
-                         "expected one per-pixel class map such as 1x513x513).")
+        raise wrong_task(model, "segment", "a segmentation model with one per-pixel class map")
 
 
 def segmentation(model: Model, outputs: list[np.ndarray], size: tuple[int, int]) -> Segmentation:
@@ -72,8 +95,7 @@ def segmentation(model: Model, outputs: list[np.ndarray], size: tuple[int, int])
 def require_pose(model: Model) -> None:
     require_single_input(model, "pose")
     if len(model.outputs) != 1 or int(np.prod(model.outputs[0].shape)) != len(KEYPOINTS) * 3:
-        raise ModelError(f"{model.path} is not a single-pose model (outputs {_shapes(model)}; "
-                         "expected MoveNet's 1x1x17x3 keypoints).")
+        raise wrong_task(model, "pose", "a single-pose model with MoveNet's 1x1x17x3 keypoints")
 
 
 def keypoints(model: Model, outputs: list[np.ndarray], size: tuple[int, int]) -> list[Keypoint]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -12,10 +13,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import BackendError, ModelError
+from bredos_npu.errors import BackendError, ModelError, UsageError
 from bredos_npu.models import bundled, zoo
 from bredos_npu.models.download import Progress
 from bredos_npu.models.labels import (
+    check_against,
     first_label_map,
     fit_labels,
     labels_from_model,
@@ -240,11 +242,8 @@ class Model:
     def check_classifier(self) -> None:
         """Raise ModelError unless this is one image in, one vector of class scores out."""
         heads.require_single_input(self, "classify")
-        shape = self.outputs[0].shape
-        if sum(1 for d in shape if d > 1) != 1:
-            shown = "x".join(map(str, shape))
-            raise ModelError(f"{self.path} is not an image classifier (its first output has shape "
-                             f"{shown}, not one score per class): use a classification model.")
+        if len(self.outputs) != 1 or sum(1 for d in self.outputs[0].shape if d > 1) != 1:
+            raise heads.wrong_task(self, "classify", "an image classifier with one score per class")
 
     # --- detection, segmentation, pose --------------------------------------------------------
 
@@ -314,6 +313,10 @@ def load(
     """
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+    if (std is not None and (not math.isfinite(std) or std == 0)) or \
+            (mean is not None and not math.isfinite(mean)):
+        raise UsageError("--input-mean must be a finite number and --input-std a finite number "
+                         "other than 0.")
     started = time.perf_counter()
     model_path = bundled.default_model()
     if path is not None:
@@ -343,6 +346,9 @@ def load(
     live_ops = interpreter._get_ops_details()
     nodes = summarise(live_ops, len(ops), after_delegate)
     npu_nodes = taken_nodes(live_ops, range(len(ops), after_delegate), len(ops))
+    if library and not npu_nodes and backend == "auto":
+        fallback, library = (f"NPU not used: the delegate {library} took none of this model's "
+                             "operators (see `bredos-npu inspect`)"), None
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
                        cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)))
     names, label_map = _labels(labels, content, _classifier_classes(interpreter))
@@ -405,11 +411,14 @@ def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int 
 
     A classifier's labels must fit its output; detection and segmentation ids are looked up.
     """
+    files = embedded_files(content)
     if labels is not None:
         label_map = read_label_file(labels)
-        names = fit_labels(label_map, classes, str(labels)) if classes else None
-        return names, dict(enumerate(names)) if names else label_map
-    files = embedded_files(content)
+        if classes:
+            names = fit_labels(label_map, classes, str(labels))
+            return names, dict(enumerate(names))
+        check_against(label_map, first_label_map(files), str(labels))
+        return None, label_map
     if classes:
         names = labels_from_model(files, classes)
         if names:

@@ -7,6 +7,7 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 
+from bredos_npu.errors import UsageError
 from bredos_npu.runtime.litert import INSTALL_HINT, describe_runtime
 from bredos_npu.system import kernel, soc
 from bredos_npu.system.device import ACCEL_NODE, inspect_node
@@ -151,15 +152,23 @@ def check_package(name: str, distribution: str) -> Check:
 def diagnose(root: str | None = None, delegate: str | None = None) -> Report:
     """Run every check against the system at ``root`` (default: $BREDOS_NPU_ROOT or /)."""
     system = SystemRoot.from_env(root)
+    if not system.base.is_dir():
+        raise UsageError(f"The system root {system.base} does not exist: pass the folder that "
+                         "holds the system to check (default: /).")
     release = kernel.read_release(system)
     board = check_soc(system)
+    kernel_check = check_kernel(system, release)
     rocket_checks = [check_config(system, release), check_driver(system), check_device(system)]
     if board.status == FAIL:
         # The rocket driver exists only for RK3588: its fixes would mislead on other machines.
         rocket_checks = [Check(c.name, SKIP, "skipped: not an RK3588 board") for c in rocket_checks]
+    elif kernel_check.status == FAIL:
+        # `modprobe rocket` cannot work on a kernel that has no rocket driver.
+        rocket_checks[1:] = [Check(c.name, SKIP, "skipped: needs a kernel >= 6.18 first")
+                             for c in rocket_checks[1:]]
     return Report([
         board,
-        check_kernel(system, release),
+        kernel_check,
         *rocket_checks,
         check_teflon(system, delegate),
         check_python(),

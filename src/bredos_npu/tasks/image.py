@@ -28,8 +28,10 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, Image.Image):
-        upright = ImageOps.exif_transpose(source)
-        return upright if upright.mode == "RGB" else upright.convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageError(f"An image must be a path, a PIL image or a uint8 array, not "
+                         f"{type(source).__name__}.")
     path = Path(source)
     if not path.exists():
         raise ImageError(f"Image not found: {path}: check the path.")
@@ -43,8 +45,7 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
                 side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
                 image.draft("RGB", (side, side))
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            return upright if upright.mode == "RGB" else upright.convert("RGB")
+            return to_rgb(ImageOps.exif_transpose(image))
     except PermissionError:
         raise ImageError(f"Cannot read image {path}: permission denied.") from None
     except UnidentifiedImageError:
@@ -56,6 +57,25 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
         raise ImageError(f"Image {path} is too large to decode safely: scale it down first.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"Image {path} is truncated or corrupt ({exc}): use an intact copy.") from None
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, with 16-bit, 32-bit and float grey images scaled to 8 bits first.
+
+    Pillow's own conversion clips such images at 255, which turns most 16-bit photos white.
+    """
+    if image.mode in WIDE_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if image.mode.startswith("I;16") or top > 255:
+            values = values / (257.0 if top <= 65535 else top / 255.0)
+        elif image.mode == "F" and top <= 1.0:
+            values = values * 255.0
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

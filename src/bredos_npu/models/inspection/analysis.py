@@ -15,6 +15,8 @@ from bredos_npu.models.inspection.partition import HandOver, Subset, hand_overs,
 from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.models.zoo import resolve
 
+# Custom operators that TFLite's standard op resolver provides.
+KNOWN_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
 ADD_CRASH = ("ADD that Teflon claims but rocket cannot fuse into a convolution producing its first "
              "input in the same partition: Mesa asserts or crashes (rkt_ml_subgraph_create)")
 
@@ -137,6 +139,10 @@ def advise(inspection: Inspection, graph: Graph) -> list[str]:
     if _has_silu(graph):
         advice.append("SiLU activations (LOGISTIC followed by MUL, as in YOLOv8) are not offloaded: "
                       "a ReLU/ReLU6 variant of the model keeps the convolutions together on the NPU.")
+    unknown = sorted({op.name for op in graph.ops if op.custom and op.name not in KNOWN_CUSTOM_OPS})
+    if unknown:
+        advice.append(f"Custom operator {', '.join(unknown)} is not part of TFLite: the model runs "
+                      "nowhere unless the application registers it.")
     if not any(op.name in rules.CONVOLUTIONS for op in ops):
         advice.append("This model has no convolutions: Teflon's rocket driver offloads CNN "
                       "convolutions only, so it runs on the CPU.")
