@@ -14,7 +14,7 @@ from model_server import ModelServer
 
 from bredos_npu.errors import EXIT_MODEL
 from bredos_npu.models import zoo
-from bredos_npu.models.download import Integrity, file_digest
+from bredos_npu.models.integrity import Integrity, file_digest
 
 SSD_FILE = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_SHA256 = "61d598093ed03ed41aa47c3a39a28ac01e960d6a810a5419b9a5016a1e9c469b"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
 
 def progress_bar(total: int | None, unit: str, enabled: bool = True) -> Any:
+    from tqdm import tqdm
+
     return tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
                 disable=None if enabled else True)
 
@@ -22,6 +22,8 @@ class DownloadBar:
 
     def __call__(self, received: int, total: int | None) -> None:
         if self.bar is None:
+            from tqdm import tqdm
+
             self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                             desc=self.label, file=sys.stderr, leave=False, disable=None)
         elif total is not None and self.bar.total != total:

@@ -6,43 +6,21 @@ removes it, so the cache only ever holds complete, verified files.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import urlparse
 
 from bredos_npu.errors import DownloadError
+from bredos_npu.models.integrity import CHUNK, Integrity, Progress, file_digest
 
-CHUNK = 256 * 1024
 RETRIES = 5
 TIMEOUT = 30.0
 MIRROR_HINT = "check your network, or set BREDOS_NPU_MODEL_BASE_URL to a mirror"
-
-
-class Integrity(NamedTuple):
-    """Expected digest: ``kind`` is "sha256" or "git_blob" (SHA-1 of b"blob <size>\\0" + data)."""
-
-    kind: str
-    digest: str
-
-
-def file_digest(path: Path, integrity: Integrity) -> str:
-    size = path.stat().st_size
-    digest = hashlib.sha256() if integrity.kind == "sha256" else hashlib.sha1(b"blob %d\0" % size)
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-Progress = Callable[[int, int | None], None]  # (bytes just received, total or None)
 
 
 def download(url: str, target: Path, integrity: Integrity, progress: Progress | None = None,

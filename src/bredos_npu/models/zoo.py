@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from bredos_npu.errors import DownloadError, ModelError
 from bredos_npu.models import bundled
-from bredos_npu.models.download import Integrity, Progress, download, file_digest
+from bredos_npu.models.integrity import Integrity, Progress, file_digest
 from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.outputs import atomic_open
 
@@ -154,6 +154,8 @@ def _fetch(item: ZooFile, progress: Progress | None) -> Path:
         raise ModelError(f"{item.name} is not in the cache and offline mode is on: run "
                          f"`bredos-npu models pull` on a connected machine, or copy the file to {target}.")
     _make_cache(target.parent)
+    from bredos_npu.models.download import download  # urllib and friends only when needed
+
     return download(item.url, target, item.integrity, progress)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from bredos_npu.errors import BackendError, ModelError, UsageError
 from bredos_npu.models import bundled, zoo
-from bredos_npu.models.download import Progress
+from bredos_npu.models.integrity import Progress
 from bredos_npu.models.labels import (
     check_against,
     first_label_map,
