@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bredos_npu.errors import BredosNpuError, OutputError
+from bredos_npu.errors import OutputError, RuntimeMissingError
 from bredos_npu.outputs import atomic_open, check_output
 
 INSTALL_HINT = "pip install 'bredos-npu[plot]'"
@@ -18,7 +18,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise BredosNpuError(
+        raise RuntimeMissingError(
             f"--plot needs matplotlib, which is not installed: run `{INSTALL_HINT}`."
         ) from None
     matplotlib.use("Agg")
