@@ -107,7 +107,7 @@ def test_float_model_is_refused_on_npu(capfd, delegates):
                       "--delegate", delegates["passthrough"], CAT)
     assert outcome.code == EXIT_BACKEND
     assert "the model is float (not quantized)" in outcome.err
-    assert "run it with --backend cpu" in outcome.err
+    assert "run it on the CPU" in outcome.err
 
 
 def test_float_model_under_auto_runs_on_cpu_and_says_so(capfd, ready_board, monkeypatch):
@@ -136,7 +136,8 @@ def test_model_that_would_crash_mesa_is_kept_off_the_npu(capfd, delegates):
     library = delegates["passthrough"]
     refused = run_cli(capfd, "classify", "-b", "npu", "-m", model, "--delegate", library, CAT)
     assert refused.code == EXIT_BACKEND
-    assert "Mesa's rocket driver would crash on this model (ADD ops" in refused.err
+    assert "NPU not used: Mesa's rocket driver would crash on this model (op " in refused.err
+    assert "ADD that Teflon claims but rocket cannot fuse" in refused.err
     auto = run_cli(capfd, "classify", "-m", model, "--delegate", library, "-k", "1", CAT)
     assert auto.code == 0 and "Egyptian cat" in auto.out
     assert "would crash" in auto.err and "running on the CPU" in auto.err
@@ -146,3 +147,37 @@ def test_relative_delegate_path(delegates, monkeypatch):
     monkeypatch.chdir(delegates["passthrough"].parent)
     model = bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate="./libpassthrough.so")
     assert model.backend.delegate == str(delegates["passthrough"])
+
+
+def synthetic(tmp_path, **conv):
+    from tflite_builder import ModelBuilder
+
+    m = ModelBuilder()
+    x = m.tensor((1, 8, 8, 3), conv.pop("dtype_in", "uint8"), (1 / 128,), (128,))
+    path = tmp_path / "m.tflite"
+    path.write_bytes(m.build([x], [m.conv(x, 4, **conv)]))
+    return path
+
+
+def test_predicted_wrong_results_keep_auto_off_the_npu(delegates, tmp_path):
+    path = synthetic(tmp_path, stride=(2, 1))
+    library = str(delegates["passthrough"])
+    auto = bredos_npu.load(path, delegate=library)
+    assert auto.backend.name == "cpu"
+    assert "would compute wrong results on this model (op 0: stride 2x1" in auto.backend.fallback_reason
+    forced = bredos_npu.load(path, "npu", delegate=library)
+    assert forced.backend.name == "npu" and forced.backend.hazards[0].startswith("op 0: stride 2x1")
+
+
+def test_npu_warns_once_about_unverified_int8(capfd, delegates, tmp_path):
+    from tflite_builder import ModelBuilder
+
+    m = ModelBuilder()
+    x = m.tensor((1, 8, 8, 3), "int8", (1 / 128,), (0,))
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(m.build([x], [m.conv(x, 4, dtype="int8")]))
+    outcome = run_cli(capfd, "segment", "-b", "npu", "-m", path, "--delegate", delegates["passthrough"], CAT)
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.strip() == ("bredos-npu: warning: op 0: int8 data: rocket treats all data as "
+                                   "uint8; only uint8 is validated (results unverified); see "
+                                   "`bredos-npu inspect`.")

@@ -308,3 +308,25 @@ def test_not_a_tflite_file(capfd, tmp_path):
 def test_unknown_custom_operator_is_explained():
     result = bredos_npu.inspect(MODELS / "model_invoking_error.tflite")
     assert any(a.startswith("Custom operator fake-op-double is not part of TFLite") for a in result.advice)
+
+
+def test_add_with_fused_relu_that_rocket_ignores(tmp_path):
+    m = ModelBuilder()
+    x = image_input(m)
+    y = m.conv(x, 3)
+    out = m.tensor((1, 8, 8, 3), "uint8", (0.04,), (100,))
+    options = m.fb.AddOptionsT()
+    options.fusedActivationFunction = 1  # RELU
+    m.op("ADD", [y, x], [out], options, "AddOptions")
+    add = only_op(tmp_path, m, x, out)[1]
+    assert add.target == "npu"
+    assert any(h.level == "wrong" and "not applied by rocket" in h for h in add.hazards)
+
+
+def test_chained_adds_fuse_into_the_same_convolution(tmp_path):
+    # Mesa rewrites the convolution's output to the first ADD's, so the second ADD finds it too.
+    m = ModelBuilder()
+    x = image_input(m)
+    ops = only_op(tmp_path, m, x, m.add(m.add(m.conv(x, 3), x), x))
+    assert [op.target for op in ops] == ["npu", "npu", "npu"]
+    assert not any(op.hazards for op in ops)

@@ -53,6 +53,10 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
     if net.backend.fallback_reason:
         click.echo(f"bredos-npu: {net.backend.fallback_reason.rstrip('.')}; running on the CPU.",
                    err=True)
+    if net.backend.hazards:
+        more = len(net.backend.hazards) - 1
+        click.echo(f"bredos-npu: warning: {net.backend.hazards[0]}" + (f" (+{more} more)" if more else "")
+                   + "; see `bredos-npu inspect`.", err=True)
     return net
 
 

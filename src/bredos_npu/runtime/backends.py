@@ -20,20 +20,26 @@ FLOAT_MODEL_REASON = (
 )
 
 
-def crash_hazard(model_path: Path) -> str | None:
-    """Why Mesa would crash on this model (an ADD it claims but cannot fuse), or None.
+def npu_hazards(model_path: Path, backend: str) -> list[str]:
+    """What inspect predicts would go wrong on the NPU; raises BackendError when it must not run.
 
-    Mesa asserts (or dereferences NULL) in rkt_ml_subgraph_create, which takes the whole process
-    down: no fallback could catch that, so such models are kept off the NPU up front.
+    A crash (Mesa asserts or reads out of bounds inside the process, where no fallback can catch
+    it) blocks both "npu" and "auto"; predicted wrong results block "auto" only. The rest (e.g.
+    int8 data, unverified on rocket) is returned so callers can warn.
     """
-    from bredos_npu.models.inspection.analysis import ADD_CRASH, inspect_model
+    from bredos_npu.models.inspection.analysis import inspect_model
+    from bredos_npu.models.inspection.rules import CRASH, UNVERIFIED, WRONG
 
-    crashing = [index for index, hazard in inspect_model(model_path).hazards if hazard == ADD_CRASH]
-    if not crashing:
-        return None
-    shown = ", ".join(map(str, crashing[:5])) + (" ..." if len(crashing) > 5 else "")
-    return (f"Mesa's rocket driver would crash on this model (ADD ops {shown} cannot be fused into "
-            "a convolution; see `bredos-npu inspect`)")
+    inspection = inspect_model(model_path)
+    blocking = (CRASH,) if backend == "npu" else (CRASH, WRONG)
+    blockers = inspection.hazards_at(*blocking)
+    if blockers:
+        index, hazard = blockers[0]
+        others = f" and {len(blockers) - 1} more" if len(blockers) > 1 else ""
+        verb = "would crash" if hazard.level == CRASH else "would compute wrong results"
+        raise BackendError(f"NPU not used: Mesa's rocket driver {verb} on this model (op {index}: "
+                           f"{hazard}{others}; see `bredos-npu inspect`); run it on the CPU.")
+    return [f"op {i}: {h}" for i, h in inspection.hazards_at(WRONG, UNVERIFIED)]
 
 
 class NpuPlan(NamedTuple):

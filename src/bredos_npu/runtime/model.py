@@ -28,8 +28,8 @@ from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
     BACKENDS,
     FLOAT_MODEL_REASON,
-    crash_hazard,
     load_external_delegate,
+    npu_hazards,
     plan_npu,
 )
 from bredos_npu.runtime.cstderr import capture_native_stderr
@@ -56,7 +56,8 @@ class BackendInfo:
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
     external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
     are pinned to (empty: not pinned). fallback_reason: why "auto" did not use the NPU.
-    npu_node_indices: the model's operator indices that the NPU delegate took.
+    npu_node_indices: the model's operator indices that the NPU delegate took. hazards: what
+    inspect predicts may differ from the CPU on the NPU ("op 3: ..."), when the NPU is used.
     """
 
     name: str
@@ -68,6 +69,7 @@ class BackendInfo:
     fallback_reason: str | None
     nodes: NodeSummary
     npu_node_indices: tuple[int, ...] = ()
+    hazards: tuple[str, ...] = ()
 
 
 class Timings(NamedTuple):
@@ -331,16 +333,16 @@ def load(
     ops = probe._get_ops_details()
     float_model = is_float_model(ops, np.dtype(probe.get_input_details()[0]["dtype"]))
 
-    interpreter, library, fallback = probe, None, None
+    interpreter, library, fallback, hazards = probe, None, None, []
     if backend != "cpu":
         try:
-            library = _npu_library(system, delegate, float_model, model_path)
+            library, hazards = _npu_library(system, delegate, float_model, model_path, backend)
             npu = load_external_delegate(runtime, library, debug)
             interpreter = _interpreter(runtime, model_path, content, cpu, [npu], debug)
         except BackendError as why:
             if backend == "npu":
                 raise
-            fallback, library = str(why), None
+            fallback, library, hazards = str(why), None, []
     after_delegate = len(interpreter._get_ops_details())
     _allocate(interpreter, model_path, cpu, debug)
     live_ops = interpreter._get_ops_details()
@@ -350,7 +352,8 @@ def load(
         fallback, library = (f"NPU not used: the delegate {library} took none of this model's "
                              "operators (see `bredos-npu inspect`)"), None
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
-                       cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)))
+                       cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)),
+                       tuple(hazards) if library else ())
     names, label_map = _labels(labels, content, _classifier_classes(interpreter))
     load_ms = (time.perf_counter() - started) * 1e3
     options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
@@ -358,16 +361,15 @@ def load(
     return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options, label_map)
 
 
-def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool, model_path: Path) -> str:
+def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool, model_path: Path,
+                 backend: str) -> tuple[str, list[str]]:
+    """The delegate library to load and the hazards to warn about, or BackendError saying why not."""
     if float_model:
-        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}; run it with --backend cpu.")
+        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}; run it on the CPU.")
     plan = plan_npu(system, delegate)
     if plan.reason:
         raise BackendError(f"NPU not available: {plan.reason}.")
-    hazard = crash_hazard(model_path)
-    if hazard:
-        raise BackendError(f"NPU not used: {hazard}; run it with --backend cpu.")
-    return str(plan.library.path)
+    return str(plan.library.path), npu_hazards(model_path, backend)
 
 
 def _interpreter(runtime: Runtime, path: Path, content: bytes, cpu: CpuPlan,

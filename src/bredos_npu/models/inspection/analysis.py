@@ -17,8 +17,9 @@ from bredos_npu.models.zoo import resolve
 
 # Custom operators that TFLite's standard op resolver provides.
 KNOWN_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
-ADD_CRASH = ("ADD that Teflon claims but rocket cannot fuse into a convolution producing its first "
-             "input in the same partition: Mesa asserts or crashes (rkt_ml_subgraph_create)")
+ADD_CRASH = rules.Hazard("ADD that Teflon claims but rocket cannot fuse into a convolution producing "
+                         "its first input in the same partition: Mesa asserts or crashes "
+                         "(rkt_ml_subgraph_create)", rules.CRASH)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class OpReport:
     macs: int
     target: str
     reason: str
-    hazards: tuple[str, ...]
+    hazards: tuple[rules.Hazard, ...]
     partition: int | None = None  # index of its NPU partition
 
 
@@ -70,8 +71,12 @@ class Inspection:
         return sum(1 for s in self.subsets if s.delegated)
 
     @property
-    def hazards(self) -> list[tuple[int, str]]:
+    def hazards(self) -> list[tuple[int, rules.Hazard]]:
         return [(op.index, h) for op in self.ops for h in op.hazards]
+
+    def hazards_at(self, *levels: str) -> list[tuple[int, rules.Hazard]]:
+        """(op index, hazard) of the NPU ops whose hazards have one of ``levels``."""
+        return [(i, h) for i, h in self.hazards if h.level in levels]
 
     @property
     def summary(self) -> str:

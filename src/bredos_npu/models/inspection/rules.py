@@ -17,8 +17,6 @@ import numpy as np
 
 from bredos_npu.models.inspection.graph import Graph, OpInfo, TensorInfo
 
-MESA_SOURCES = ("tfl_device.c@024c70fb", "rkt_ml.c@0b17f5d2")
-
 # Builtins that Teflon's fill_operation() translates; every other operator stays on the CPU.
 TEFLON_OPS = frozenset({
     "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MUL", "ADD",
@@ -37,6 +35,20 @@ QUANTIZED_MIN = {"uint8": 0, "int8": -128}
 VALIDATED_DTYPE = "uint8"
 
 NPU, CPU = "npu", "cpu"
+# How bad a hazard is: Mesa takes the process down, the NPU computes something else than the
+# CPU would, or nobody has checked the result (int8 on rocket).
+CRASH, WRONG, UNVERIFIED = "crash", "wrong", "unverified"
+
+
+class Hazard(str):
+    """A hazard's sentence (it is a str) with its ``level``: crash, wrong or unverified."""
+
+    level: str
+
+    def __new__(cls, text: str, level: str) -> Hazard:
+        hazard = super().__new__(cls, text)
+        hazard.level = level
+        return hazard
 
 
 class Verdict(NamedTuple):
@@ -44,7 +56,7 @@ class Verdict(NamedTuple):
 
     target: str
     reason: str = ""
-    hazards: tuple[str, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
 
 
 def judge(op: OpInfo, graph: Graph) -> Verdict:
@@ -63,7 +75,14 @@ def judge(op: OpInfo, graph: Graph) -> Verdict:
 def _judge_add(op: OpInfo, graph: Graph) -> Verdict:
     if any(graph.tensors[t].constant for t in op.inputs[:2]):
         return Verdict(CPU, "ADD with a constant input is not supported by rocket")
-    return Verdict(NPU, hazards=_dtype_hazards(graph.tensors[op.outputs[0]]))
+    output = graph.tensors[op.outputs[0]]
+    hazards = list(_dtype_hazards(output))
+    activation = op.options.get("activation", "NONE")
+    if activation != "NONE" and _range_allows_negatives(output):
+        # rkt_regcmd.c always sets the ReLU bypass bits: add.relu is never applied.
+        hazards.append(Hazard(f"fused {activation} is not applied by rocket and the output range "
+                              "allows negative values: results differ from the CPU", WRONG))
+    return Verdict(NPU, hazards=tuple(hazards))
 
 
 def _judge_convolution(op: OpInfo, graph: Graph) -> Verdict:
@@ -98,32 +117,38 @@ def _convolution_hazards(op: OpInfo, data: TensorInfo, output: TensorInfo, bias:
     options = op.options
     hazards = list(_dtype_hazards(output if data.dtype == output.dtype else data))
     if activation not in CONV_ACTIVATIONS:
-        hazards.append(f"fused {activation}: Mesa asserts on it in debug builds and rocket ignores it")
-    elif activation != "NONE" and output.quantized and \
-            output.zero_points[0] > QUANTIZED_MIN.get(output.dtype, 0):
-        hazards.append(f"fused {activation} is not applied by rocket and the output range allows "
-                       "negative values: results differ from the CPU")
+        hazards.append(Hazard(f"fused {activation}: Mesa asserts on it in debug builds and rocket "
+                              "ignores it", WRONG))
+    elif activation != "NONE" and _range_allows_negatives(output):
+        hazards.append(Hazard(f"fused {activation} is not applied by rocket and the output range "
+                              "allows negative values: results differ from the CPU", WRONG))
     if options.get("stride_w", 1) != options.get("stride_h", 1):
-        hazards.append(f"stride {options.get('stride_w')}x{options.get('stride_h')}: rocket uses the "
-                       "horizontal stride for both directions (wrong results)")
+        hazards.append(Hazard(f"stride {options.get('stride_w')}x{options.get('stride_h')}: rocket "
+                              "uses the horizontal stride for both directions (wrong results)", WRONG))
     if op.version < 2 and (options.get("dilation_w", 1) > 1 or options.get("dilation_h", 1) > 1):
-        hazards.append("dilation > 1 in a version-1 operator: Teflon ignores it (wrong results)")
+        hazards.append(Hazard("dilation > 1 in a version-1 operator: Teflon ignores it (wrong results)",
+                              WRONG))
     if op.name == "DEPTHWISE_CONV_2D" and options.get("depth_multiplier", 1) > 1:
-        hazards.append(f"depth multiplier {options['depth_multiplier']}: not handled by rocket")
+        hazards.append(Hazard(f"depth multiplier {options['depth_multiplier']}: not handled by rocket",
+                              WRONG))
     if data.shape and data.shape[0] > 1:
-        hazards.append(f"batch {data.shape[0]}: rocket assumes batch 1")
+        hazards.append(Hazard(f"batch {data.shape[0]}: rocket assumes batch 1", WRONG))
     if bias is None:
-        hazards.append("no bias tensor: Teflon reads one unconditionally")
+        hazards.append(Hazard("no bias tensor: Teflon reads one unconditionally", CRASH))
     return tuple(hazards)
 
 
-def _dtype_hazards(tensor: TensorInfo) -> tuple[str, ...]:
+def _range_allows_negatives(output: TensorInfo) -> bool:
+    return output.quantized and output.zero_points[0] > QUANTIZED_MIN.get(output.dtype, 0)
+
+
+def _dtype_hazards(tensor: TensorInfo) -> tuple[Hazard, ...]:
     if tensor.dtype.startswith("float"):
-        return (f"{tensor.dtype} data: rocket does not reject float tensors but computes in 8 bits "
-                "(unsafe: quantize the model)",)
+        return (Hazard(f"{tensor.dtype} data: rocket does not reject float tensors but computes in "
+                       "8 bits (unsafe: quantize the model)", WRONG),)
     if tensor.dtype != VALIDATED_DTYPE:
-        return (f"{tensor.dtype} data: rocket treats all data as uint8; only uint8 is validated "
-                "(results unverified)",)
+        return (Hazard(f"{tensor.dtype} data: rocket treats all data as uint8; only uint8 is "
+                       "validated (results unverified)", UNVERIFIED),)
     return ()
 
 
@@ -146,7 +171,11 @@ def relu6_within_limit(output: TensorInfo) -> bool:
 def fusable_add(op: OpInfo, partition_nodes: list[int], graph: Graph,
                 producers: dict[int, int]) -> bool:
     """rkt_ml_subgraph_create() fuses an ADD into the op producing its first input, which must be
-    an earlier convolution (or fused ADD) in the same partition; otherwise Mesa asserts."""
+    an earlier convolution in the same partition; otherwise Mesa asserts (``assert(input_op_2)``).
+
+    An ADD fed by an ADD is fusable too: fusing rewrites the convolution's output_index to the
+    ADD's output, so find_producer() finds that convolution for the next ADD.
+    """
     producer = producers.get(op.inputs[0])
     if producer is None or producer not in partition_nodes:
         return False
