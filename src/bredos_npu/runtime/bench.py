@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,19 +130,21 @@ def run_parallel(model: Model, tensors: list[np.ndarray], interpreters: int, run
     single = latency_stats([timed_invoke(models[0], tensors) for _ in range(max(10, runs // 2))])
     barrier = threading.Barrier(interpreters + 1)
 
-    def work(worker: Model) -> None:
+    def work(worker: Model) -> int:
         barrier.wait()
         for _ in range(runs):
             worker.invoke(*tensors)
             if progress:
                 progress(1)
+        return runs
 
-    workers = [threading.Thread(target=work, args=(m,)) for m in models]
-    for thread in workers:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in workers:
-        thread.join()
-    return ParallelRun(interpreters, interpreters * runs, time.perf_counter() - started,
-                       single.per_second, models[0].backend.threads)
+    with ThreadPoolExecutor(interpreters) as pool:
+        futures = [pool.submit(work, m) for m in models]
+        barrier.wait()
+        started = time.perf_counter()
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        seconds = time.perf_counter() - started
+    if errors:
+        raise BackendError(f"A parallel interpreter failed: {errors[0]}.")
+    return ParallelRun(interpreters, sum(f.result() for f in futures), seconds, single.per_second,
+                       models[0].backend.threads)

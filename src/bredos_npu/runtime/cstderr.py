@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class Captured:
@@ -30,8 +30,9 @@ class Captured:
 def capture_native_stderr(enabled: bool = True) -> Iterator[Captured]:
     """Redirect fd 2 to a temporary file for the duration of the block.
 
-    Not nestable across threads; a lock serialises captures. With ``enabled=False`` (``--debug``)
-    native output goes through untouched.
+    fd 2 is process-wide: while a capture runs, other threads' stderr is captured too (loading a
+    model takes milliseconds). A re-entrant lock serialises captures and allows nesting. With
+    ``enabled=False`` (``--debug``) native output goes through untouched.
     """
     captured = Captured()
     if not enabled:

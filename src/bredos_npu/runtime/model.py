@@ -152,10 +152,21 @@ class Model:
         self.last_timings = Timings(0.0, 0.0)
         self.invocations = 0
         self.load_options = load_options or {}
+        self._workers: list[Model] = []
 
     def clone(self, **changes: Any) -> Model:
-        """Another interpreter for the same model and options (one per thread for parallel runs)."""
-        return load(self.path, **{**self.load_options, **changes})
+        """Another interpreter for the same model and options (one per thread for parallel runs).
+
+        It runs on the backend this model ended on (an "auto" clone does not choose again).
+        """
+        pinned_backend = {"backend": self.backend.name, "delegate": self.backend.delegate}
+        return load(self.path, **{**self.load_options, **pinned_backend, **changes})
+
+    def workers(self, count: int) -> list[Model]:
+        """This model and ``count - 1`` clones, kept for later calls (parallel pipelines)."""
+        while len(self._workers) < count - 1:
+            self._workers.append(self.clone())
+        return [self, *self._workers[: count - 1]]
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -214,7 +225,7 @@ class Model:
         (this one plus clones); queues are bounded, so memory stays flat on any number of images.
         A broken image gives a Result with ``error`` set; the others go on.
         """
-        yield from run_pipeline(self, images, task, parallel=parallel, decoders=decoders)
+        return run_pipeline(self, images, task, parallel=parallel, decoders=decoders)
 
     # --- classification ---------------------------------------------------------------------
 
@@ -238,7 +249,7 @@ class Model:
                       decoders: int | None = None) -> Iterator[Result]:
         """:meth:`classify` over many images (see :meth:`run_many`); ``Result.value`` is the list."""
         self.check_classifier()
-        yield from self.run_many(images, lambda model, prepared: model.classify_tensor(
+        return self.run_many(images, lambda model, prepared: model.classify_tensor(
             prepared.tensor, top_k), parallel, decoders)
 
     def check_classifier(self) -> None:
@@ -258,7 +269,7 @@ class Model:
     def detect_many(self, images: Iterable[ImageSource], threshold: float = 0.5,
                     max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
         heads.detection_outputs(self)
-        yield from self._head_many(images, heads.detections, parallel, threshold, max_results)
+        return self._head_many(images, heads.detections, parallel, threshold, max_results)
 
     def segment(self, image: ImageSource) -> Segmentation:
         """Per-pixel classes of ``image`` at its own size, and the share of each class."""
@@ -267,7 +278,7 @@ class Model:
 
     def segment_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
         heads.require_segmenter(self)
-        yield from self._head_many(images, heads.segmentation, parallel)
+        return self._head_many(images, heads.segmentation, parallel)
 
     def pose(self, image: ImageSource) -> list[Keypoint]:
         """The 17 body keypoints of the person in ``image``, in pixels, with scores."""
@@ -276,12 +287,12 @@ class Model:
 
     def pose_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
         heads.require_pose(self)
-        yield from self._head_many(images, heads.keypoints, parallel)
+        return self._head_many(images, heads.keypoints, parallel)
 
     def _head_many(self, images: Iterable[ImageSource], head: Callable[..., Any], parallel: int,
                    *options: Any) -> Iterator[Result]:
         """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
-        yield from self.run_many(images, lambda model, prepared: head(
+        return self.run_many(images, lambda model, prepared: head(
             model, model.run(prepared.tensor), prepared.size, *options), parallel)
 
     @property

@@ -49,9 +49,8 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], 
     parallel = max(1, parallel)
     decoders = decoders or default_decoders()
     models: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    models.put(model)
-    for _ in range(parallel - 1):
-        models.put(model.clone())
+    for worker in model.workers(parallel):
+        models.put(worker)
     window = 2 * (parallel + decoders)
 
     def decode(source: Any) -> tuple[Any, str | None, float]:
@@ -63,8 +62,7 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], 
 
     def infer(index: int, source: Any, decoded: Future) -> Result:
         prepared, error, prepare_ms = decoded.result()
-        label = source if isinstance(source, str) else str(source) if not isinstance(
-            source, np.ndarray) else "<array>"
+        label = "<array>" if isinstance(source, np.ndarray) else str(source)
         if prepared is None:
             return Result(index, label, None, error, prepare_ms, 0.0)
         worker = models.get()
@@ -75,8 +73,9 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], 
         finally:
             models.put(worker)
 
-    with ThreadPoolExecutor(decoders, "decode") as decode_pool, \
-            ThreadPoolExecutor(parallel, "infer") as infer_pool:
+    decode_pool = ThreadPoolExecutor(decoders, "decode")
+    infer_pool = ThreadPoolExecutor(parallel, "infer")
+    try:
         pending: deque[Future] = deque()
         for index, source in enumerate(sources):
             decoded = decode_pool.submit(decode, source)
@@ -85,3 +84,6 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    finally:  # the consumer may stop early: drop what is queued instead of finishing it
+        decode_pool.shutdown(wait=True, cancel_futures=True)
+        infer_pool.shutdown(wait=True, cancel_futures=True)

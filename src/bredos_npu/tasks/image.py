@@ -79,10 +79,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ImageError(
-            f"An image array must be HxW or HxWxC uint8, got {array.dtype} with shape {array.shape}."
-        )
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    channels_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))
+    if array.dtype != np.uint8 or not channels_ok:
+        raise ImageError(f"An image array must be HxW, HxWx1, HxWx3 or HxWx4 uint8, got {array.dtype} "
+                         f"with shape {array.shape}.")
     return Image.fromarray(array).convert("RGB")
 
 

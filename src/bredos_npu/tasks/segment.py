@@ -21,7 +21,7 @@ def class_map(output: np.ndarray) -> np.ndarray:
     """HxW class ids from an output of shape [1,H,W] (ids) or [1,H,W,C] (scores per class)."""
     squeezed = output[0] if output.ndim >= 3 and output.shape[0] == 1 else output
     if squeezed.ndim == 3:
-        squeezed = np.argmax(squeezed, axis=-1)
+        squeezed = squeezed[..., 0] if squeezed.shape[-1] == 1 else np.argmax(squeezed, axis=-1)
     return squeezed.astype(np.int32)
 
 
