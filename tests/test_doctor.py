@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from bredos_npu.cli import cli
+from bredos_npu.doctor import diagnose
 from bredos_npu.errors import EXIT_NPU_NOT_READY
-from bredos_npu.system.doctor import diagnose
 
 
 def run_doctor(root, *args: str):
@@ -28,6 +28,7 @@ def test_ready_rk3588_is_npu_ready(ready_board):
     assert "Rockchip RK3588 (Radxa ROCK 5B)" in result.output
     assert "CONFIG_DRM_ACCEL_ROCKET=m (/proc/config.gz)" in result.output
     assert "crw-rw---- root render" in result.output
+    assert "(delegate created)" in result.output
 
 
 def test_json_has_every_check(ready_board):
@@ -136,7 +137,7 @@ def test_library_found_in_debian_location(ready_board, delegates):
     ready_board.remove("/usr/lib/libteflon.so")
     path = ready_board.library(delegates["passthrough"], "/usr/lib/teflon/libteflon.so")
     teflon = check(diagnose(str(ready_board.base)), "Teflon")
-    assert (teflon.status, teflon.found) == ("ok", str(path))
+    assert (teflon.status, teflon.found) == ("ok", f"{path} (delegate created)")
 
 
 def test_library_without_entry_points(ready_board, delegates):
@@ -191,3 +192,12 @@ def test_old_kernel_does_not_suggest_modprobe(ready_board):
     report = diagnose(str(ready_board.base))
     assert {check(report, n).status for n in ("Driver", "Device")} == {"skip"}
     assert all(c.fix != "sudo modprobe rocket" for c in report.checks)
+
+
+def test_library_that_returns_no_delegate(ready_board, delegates):
+    ready_board.library(delegates["null"])
+    report = diagnose(str(ready_board.base))
+    teflon = check(report, "Teflon")
+    assert teflon.status == "fail"
+    assert teflon.found.endswith("loads but returns no delegate (Couldn't open kernel device)")
+    assert not report.npu_ready

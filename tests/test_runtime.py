@@ -60,7 +60,7 @@ def test_falls_back_to_tflite_runtime(monkeypatch):
 
 
 def test_doctor_reports_the_missing_runtime(no_runtime):
-    from bredos_npu.system.doctor import check_runtime
+    from bredos_npu.doctor import check_runtime
 
     check = check_runtime()
     assert (check.status, check.fix) == ("fail", "pip install ai-edge-litert")

@@ -19,10 +19,10 @@ from bredos_npu.errors import (
 )
 
 if TYPE_CHECKING:
+    from bredos_npu.doctor import diagnose
     from bredos_npu.models.inspection.analysis import Inspection
     from bredos_npu.models.inspection.analysis import inspect_model as inspect
     from bredos_npu.runtime.model import Model, load
-    from bredos_npu.system.doctor import diagnose
     from bredos_npu.tasks.classify import Class
 
 __version__ = "0.1.0"
@@ -31,7 +31,7 @@ _LAZY = {
     "Class": ("bredos_npu.tasks.classify", "Class"),
     "Inspection": ("bredos_npu.models.inspection.analysis", "Inspection"),
     "Model": ("bredos_npu.runtime.model", "Model"),
-    "diagnose": ("bredos_npu.system.doctor", "diagnose"),
+    "diagnose": ("bredos_npu.doctor", "diagnose"),
     "inspect": ("bredos_npu.models.inspection.analysis", "inspect_model"),
     "load": ("bredos_npu.runtime.model", "load"),
 }

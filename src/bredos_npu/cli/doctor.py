@@ -6,8 +6,8 @@ import json
 
 import click
 
+from bredos_npu.doctor import diagnose
 from bredos_npu.errors import EXIT_NPU_NOT_READY, EXIT_OK
-from bredos_npu.system.doctor import diagnose
 
 
 @click.command()

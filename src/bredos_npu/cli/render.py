@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from bredos_npu.doctor import FAIL, OK, WARN, Report
 from bredos_npu.runtime.model import BackendInfo, Model
-from bredos_npu.system.doctor import FAIL, OK, WARN, Report
 from bredos_npu.tasks.classify import Class
 
 STATUS_STYLE = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError
-from bredos_npu.runtime.cstderr import capture_native_stderr
 from bredos_npu.runtime.litert import Runtime
 from bredos_npu.system.device import ACCEL_NODE, accel_nodes
 from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadable, find_teflon

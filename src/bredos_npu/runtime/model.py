@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, ModelError, UsageError
 from bredos_npu.models import bundled, zoo
 from bredos_npu.models.integrity import Progress
@@ -32,7 +33,6 @@ from bredos_npu.runtime.backends import (
     npu_hazards,
     plan_npu,
 )
-from bredos_npu.runtime.cstderr import capture_native_stderr
 from bredos_npu.runtime.heads import Segmentation
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes

@@ -11,7 +11,7 @@ from bredos_npu.errors import UsageError
 from bredos_npu.runtime.litert import INSTALL_HINT, describe_runtime
 from bredos_npu.system import kernel, soc
 from bredos_npu.system.device import ACCEL_NODE, inspect_node
-from bredos_npu.system.library import TEFLON_PATHS, check_loadable, find_teflon
+from bredos_npu.system.library import TEFLON_PATHS, check_loadable, find_teflon, try_create_delegate
 from bredos_npu.system.root import SystemRoot
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -114,7 +114,8 @@ def check_device(root: SystemRoot) -> Check:
     return Check("Device", OK, f"{ACCEL_NODE} ({node.listing})")
 
 
-def check_teflon(root: SystemRoot, delegate: str | None = None) -> Check:
+def check_teflon(root: SystemRoot, delegate: str | None = None, try_delegate: bool = True) -> Check:
+    """Found, loadable, exports the entry points and (when ``try_delegate``) creates a delegate."""
     choice = find_teflon(root, delegate)
     if choice.path is None or not choice.path.is_file():
         where = choice.path if choice.origin != "search" else ", ".join(TEFLON_PATHS)
@@ -125,7 +126,14 @@ def check_teflon(root: SystemRoot, delegate: str | None = None) -> Check:
     if not result.has_entry_points:
         return Check("Teflon", FAIL, f"{choice.path} is not a TFLite delegate ({result.error})",
                      MESA_FIX)
-    return Check("Teflon", OK, f"{choice.path}")
+    if not try_delegate:
+        return Check("Teflon", OK, f"{choice.path}")
+    created, said = try_create_delegate(choice.path)
+    if not created:
+        detail = f" ({said})" if said else ""
+        return Check("Teflon", FAIL, f"{choice.path} loads but returns no delegate{detail}",
+                     "fix the checks above (driver, device), then run `bredos-npu doctor` again")
+    return Check("Teflon", OK, f"{choice.path} (delegate created)")
 
 
 def check_python() -> Check:
@@ -166,11 +174,13 @@ def diagnose(root: str | None = None, delegate: str | None = None) -> Report:
         # `modprobe rocket` cannot work on a kernel that has no rocket driver.
         rocket_checks[1:] = [Check(c.name, SKIP, "skipped: needs a kernel >= 6.18 first")
                              for c in rocket_checks[1:]]
+    board_ready = all(c.status in (OK, WARN) for c in (board, kernel_check, *rocket_checks))
     return Report([
         board,
         kernel_check,
         *rocket_checks,
-        check_teflon(system, delegate),
+        # Creating a delegate opens the NPU: only meaningful once the board side is ready.
+        check_teflon(system, delegate, try_delegate=board_ready),
         check_python(),
         check_runtime(),
         check_package("numpy", "numpy"),
