@@ -84,6 +84,7 @@ def test_missing_delegate_path(tmp_path):
 
 
 def test_npu_without_device(fake_system):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.1")
     with pytest.raises(BackendError) as error:
         bredos_npu.load(DEFAULT_MODEL, backend="npu", root=str(fake_system.base))
@@ -178,6 +179,16 @@ def test_npu_warns_once_about_unverified_int8(capfd, delegates, tmp_path):
     path.write_bytes(m.build([x], [m.conv(x, 4, dtype="int8")]))
     outcome = run_cli(capfd, "segment", "-b", "npu", "-m", path, "--delegate", delegates["passthrough"], CAT)
     assert outcome.code == 0, outcome.err
-    assert outcome.err.strip() == ("bredos-npu: warning: op 0: int8 data: rocket treats all data as "
-                                   "uint8; only uint8 is validated (results unverified); see "
-                                   "`bredos-npu inspect`.")
+    assert outcome.err.strip().splitlines() == [
+        f"bredos-npu: warning: the delegate {delegates['passthrough']} took none of this model's "
+        "operators: nothing runs on the NPU (see `bredos-npu inspect`).",
+        "bredos-npu: warning: op 0: int8 data: rocket treats all data as uint8; only uint8 is "
+        "validated (results unverified); see `bredos-npu inspect`.",
+    ]
+
+
+def test_auto_on_a_machine_that_is_not_an_rk3588(capfd, fake_system, monkeypatch):
+    fake_system.soc("raspberrypi,5-model-b", "brcm,bcm2712", model="Raspberry Pi 5")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
+    model = bredos_npu.load(DEFAULT_MODEL)
+    assert model.backend.fallback_reason.startswith("NPU not available: this is not an RK3588 board")

@@ -20,6 +20,7 @@ CSV_COLUMNS = [
 
 @pytest.fixture
 def no_npu(fake_system, monkeypatch):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.0")
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
 
@@ -114,3 +115,17 @@ def test_plot_format_follows_the_extension(capfd, tmp_path, no_npu):
     assert svg.read_text().lstrip().startswith("<?xml")
     outcome = run_cli(capfd, "bench", "--backends", "cpu", "--runs", "3", "--plot", tmp_path / "p.txt")
     assert outcome.code == 9 and "use a .png, .svg, .pdf or .jpg name" in outcome.err
+
+
+def test_image_needs_a_single_input_model(capfd):
+    from conftest import MODELS
+
+    outcome = run_cli(capfd, "bench", MODELS / "split_concat.tflite", "--backends", "cpu",
+                      "--image", CAT, "--runs", "1")
+    assert outcome.code == 2
+    assert "--image needs a model with one image input; split_concat.tflite has 3 inputs" in outcome.err
+
+
+def test_json_and_csv_on_stdout_conflict(capfd):
+    outcome = run_cli(capfd, "bench", "--json", "--csv", "-", "--runs", "1")
+    assert outcome.code == 2 and "both write to standard output" in outcome.err

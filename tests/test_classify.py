@@ -113,8 +113,10 @@ def test_default_job_classifies_the_bundled_cat(capfd):
     assert "load " in outcome.out and "preprocess " in outcome.out and "inference " in outcome.out
 
 
-def test_auto_without_npu_says_why_once_on_stderr(capfd, fake_system):
+def test_auto_without_npu_says_why_once_on_stderr(capfd, fake_system, monkeypatch):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.12.0")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     outcome = run_cli(capfd, "classify", CAT)
     assert outcome.code == 0
     assert outcome.err.count("\n") == 1

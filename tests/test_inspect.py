@@ -248,6 +248,7 @@ def test_cli_json(capfd):
 
 
 def test_runtime_without_npu_says_so(capfd, fake_system, monkeypatch):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.0")
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     outcome = run_cli(capfd, "inspect", DEFAULT_MODEL, "--runtime")
@@ -330,3 +331,16 @@ def test_chained_adds_fuse_into_the_same_convolution(tmp_path):
     ops = only_op(tmp_path, m, x, m.add(m.add(m.conv(x, 3), x), x))
     assert [op.target for op in ops] == ["npu", "npu", "npu"]
     assert not any(op.hazards for op in ops)
+
+
+def test_int8_advice_only_when_int8_convolutions_are_claimed():
+    # tf2 ptq: the convolutions stay on the CPU (per-axis), only ADDs are claimed
+    result = bredos_npu.inspect(MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    assert not any(a.startswith("int8 convolutions") for a in result.advice)
+
+
+def test_runtime_json_agrees_is_null_when_nothing_ran(capfd, fake_system, monkeypatch):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
+    runtime = json.loads(run_cli(capfd, "inspect", DEFAULT_MODEL, "--runtime", "--json").out)["runtime"]
+    assert runtime["ran"] is False and runtime["agrees"] is None

@@ -54,3 +54,8 @@ def test_labels_embedded_in_the_model():
     assert list(files) == ["imagenet_labels.txt"]
     assert labels_from_model(files, 1001)[286] == "Egyptian cat"
     assert labels_from_model(files, 90) is None
+
+
+def test_notes_after_a_blank_line_are_not_labels():
+    labels = read_label_file(LABELS / "pascal_voc_segmentation_labels.txt")
+    assert len(labels) == 21 and labels[0] == "background" and labels[20] == "tvmonitor"

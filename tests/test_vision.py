@@ -220,3 +220,20 @@ def test_csv_has_a_row_for_an_image_without_detections(capfd, tmp_path):
     assert outcome.code == 0
     rows = list(csv.DictReader(target.open()))
     assert len(rows) == 1 and rows[0]["image"] == str(PETS) and rows[0]["label"] == ""
+
+
+def test_wrong_label_file_for_a_segmenter(capfd):
+    labels = LABELS / "coco_labels.txt"
+    outcome = run_cli(capfd, "segment", "-m", DEEPLAB, "-b", "cpu", "-l", labels, BIRD)
+    assert outcome.code == 6
+    assert f"The label file {labels} has 90 labels but the model has 21 classes" in outcome.err
+
+
+def test_api_rejects_unusable_arguments():
+    with pytest.raises(bredos_npu.BredosNpuError, match="threads must be 1 or more"):
+        bredos_npu.load(SSD, backend="cpu", threads=0)
+    detector = bredos_npu.load(SSD, backend="cpu")
+    with pytest.raises(bredos_npu.BredosNpuError, match="threshold must be between 0 and 1"):
+        detector.detect(PETS, threshold=float("nan"))
+    with pytest.raises(bredos_npu.ImageError, match="An image array must be"):
+        detector.detect(np.zeros((0, 0, 3), np.uint8))

@@ -246,8 +246,30 @@ def test_cache_that_is_a_file(capfd, tmp_path, server, monkeypatch):
     assert "Traceback" not in outcome.err
 
 
-def test_corrupt_imports_file(capfd, cache):
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"x": 5}', '{"x": {"name": "x"}}'])
+def test_corrupt_imports_file(capfd, cache, content):
     cache.mkdir(parents=True)
-    (cache / "imported.json").write_text("{not json")
+    (cache / "imported.json").write_text(content)
     outcome = run_cli(capfd, "models", "list")
-    assert outcome.code == EXIT_MODEL and "imported.json is corrupt: fix or delete it" in outcome.err
+    assert outcome.code == 10 and "imported.json is corrupt: fix or delete it" in outcome.err
+    # built-in models do not depend on it
+    assert run_cli(capfd, "classify", "-m", "mobilenet-v2", "-b", "cpu", CAT).code == 0
+
+
+def test_two_pulls_of_the_same_model_at_once(cache, server, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    mirror(monkeypatch, server.url + "/drop/")  # slow them down with a resume each
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: zoo.pull("ssd-mobilenet-v1"), range(3)))
+    assert len(set(paths)) == 1
+    assert hashlib.sha256(paths[0].read_bytes()).hexdigest() == SSD_SHA256
+    assert cache_files(cache) == [SSD_FILE]
+
+
+def test_reimport_without_labels_drops_the_old_label_file(capfd, cache):
+    model = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
+    assert run_cli(capfd, "models", "import", model, "--name", "n", "--labels",
+                   LABELS / "imagenet_labels.txt").code == 0
+    assert run_cli(capfd, "models", "import", model, "--name", "n", "--force").code == 0
+    assert cache_files(cache) == ["imported.json", "imported/n.tflite"]

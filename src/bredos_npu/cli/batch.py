@@ -52,6 +52,8 @@ class Outputs:
     def check(self, inputs: int | None) -> None:
         if self.jsonl and self.csv:
             raise click.UsageError("choose one of --jsonl and --csv")
+        if self.as_json and "-" in (self.jsonl, self.csv):
+            raise click.UsageError("--json and --jsonl/--csv - both write to standard output: choose one")
         for path in (self.jsonl, self.csv):
             if path:
                 check_output(path, self.force)

@@ -52,6 +52,8 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
     from bredos_npu.runtime.bench import benchmark
 
     names = _backends(backends)
+    if as_json and csv_path == "-":
+        raise click.UsageError("--json and --csv - both write to standard output: choose one")
     if csv_path:
         check_output(csv_path, force)
     if plot:
@@ -59,7 +61,7 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
 
         check_plot_path(plot, force)
     results = []
-    total = len(names) * runs * parallel
+    total = len(names) * runs * (1 + (parallel if parallel > 1 else 0))
     with progress_bar(total, "inf", enabled=not as_json) as bar:
         for name in names:
             bar.set_description(name)
@@ -83,7 +85,7 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
         click.echo(json.dumps({**render.bench_dict(results, model, image),
                                "teflon_prediction": prediction}, indent=2))
     else:
-        click.echo(render.bench_text(results, model, image))
+        click.echo(render.bench_text(results, model, image, runs))
         click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
     for path in (csv_path, plot):
         if path and not as_json:

@@ -29,7 +29,15 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
 
     if plot:
         check_plot_path(plot, force)
-    inspection = inspect_model(model)
+    from bredos_npu.cli.progress import DownloadBar
+    from bredos_npu.models.zoo import resolve
+
+    bar = DownloadBar(model)
+    try:
+        path = resolve(model, bar, with_labels=False).path  # a zoo name downloads visibly
+    finally:
+        bar.close()
+    inspection = inspect_model(path)
     check = None
     if runtime:
         from bredos_npu.runtime.verify import verify_on_npu

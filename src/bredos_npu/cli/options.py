@@ -53,6 +53,9 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
     if net.backend.fallback_reason:
         click.echo(f"bredos-npu: {net.backend.fallback_reason.rstrip('.')}; running on the CPU.",
                    err=True)
+    if net.backend.name == "npu" and not net.backend.npu_node_indices:
+        click.echo(f"bredos-npu: warning: the delegate {net.backend.delegate} took none of this "
+                   "model's operators: nothing runs on the NPU (see `bredos-npu inspect`).", err=True)
     if net.backend.hazards:
         more = len(net.backend.hazards) - 1
         click.echo(f"bredos-npu: warning: {net.backend.hazards[0]}" + (f" (+{more} more)" if more else "")

@@ -197,7 +197,8 @@ def inspection_dict(inspection: Any, check: Any = None) -> dict[str, Any]:
     }
     if check is not None:
         data["runtime"] = {"ran": check.ran, "reason": check.reason, "delegate": check.delegate,
-                           "agrees": check.agrees, "predicted_only": list(check.predicted_only),
+                           "agrees": check.agrees if check.ran else None,
+                           "predicted_only": list(check.predicted_only),
                            "runtime_only": list(check.runtime_only)}
     return data
 
@@ -262,7 +263,7 @@ def bench_dict(results: list[Any], model: str | None, image: str | None) -> dict
     return {"model": model or "bundled default", "input": image or "random", "backends": backends}
 
 
-def bench_text(results: list[Any], model: str | None, image: str | None) -> str:
+def bench_text(results: list[Any], model: str | None, image: str | None, runs: int) -> str:
     speedups = _speedups(results)
     head = ["backend", "init", "first", "warm-up", *BENCH_STATS, "inf/s", "vs cpu", "delegated", "threads"]
     rows = [head]
@@ -290,5 +291,5 @@ def bench_text(results: list[Any], model: str | None, image: str | None) -> str:
                          f"alone), {p.per_second / stats.per_second:.2f}x the {stats.per_second:.1f} "
                          "inf/s of the single interpreter in the table")
     title = (f"model: {model or 'bundled default (mobilenet_v2_1.0_224_quant)'}, input: "
-             f"{image or 'random'}, times in ms, {results[0].stats.count if results[0].stats else 0} runs")
+             f"{image or 'random'}, times in ms, {runs} timed run{'s' if runs != 1 else ''} per backend")
     return "\n".join([title, table(rows), *notes])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,9 +27,16 @@ MIRROR_HINT = "check your network, or set BREDOS_NPU_MODEL_BASE_URL to a mirror"
 def download(url: str, target: Path, integrity: Integrity, progress: Progress | None = None,
              retries: int = RETRIES, timeout: float = TIMEOUT) -> Path:
     """Fetch ``url`` to ``target`` atomically; resume after dropped connections; verify it."""
-    partial = target.parent / ".partial" / (target.name + ".part")
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    partial.unlink(missing_ok=True)
+    try:
+        (target.parent / ".partial").mkdir(parents=True, exist_ok=True)
+        # One partial file per download, so two processes fetching the same model do not clash.
+        handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part",
+                                        dir=target.parent / ".partial")
+        os.close(handle)
+    except OSError as error:
+        raise DownloadError(f"Cannot write to the model cache {target.parent}: "
+                            f"{error.strerror or error}.") from None
+    partial = Path(name)
     try:
         _fetch(url, partial, progress, retries, timeout)
         actual = file_digest(partial, integrity)
@@ -39,6 +47,8 @@ def download(url: str, target: Path, integrity: Integrity, progress: Progress | 
                 "check the mirror in BREDOS_NPU_MODEL_BASE_URL.")
         os.replace(partial, target)
         return target
+    except OSError as error:
+        raise DownloadError(f"Cannot write {target}: {error.strerror or error}.") from None
     finally:
         partial.unlink(missing_ok=True)
 

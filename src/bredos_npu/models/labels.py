@@ -12,13 +12,16 @@ _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
 
 def parse_labels(text: str) -> dict[int, str]:
-    """Index → label. Plain files number their non-empty lines from 0."""
-    lines = [line.rstrip("\r") for line in text.splitlines()]
-    while lines and not lines[-1].strip():
-        lines.pop()
+    """Index → label. Plain files number their lines from 0 and end at the first blank line
+    (Coral's Pascal VOC file has notes after one); unused ids are written as "???" or "n/a"."""
+    lines = [line.rstrip("\r").lstrip("\ufeff") for line in text.splitlines()]
     numbered = [_ID_LINE.match(line) for line in lines if line.strip()]
     if numbered and all(numbered):
         return {int(m.group(1)): m.group(2) for m in numbered if m}
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if "" in (line.strip() for line in lines):
+        lines = lines[: [line.strip() for line in lines].index("")]
     return {i: line.strip() for i, line in enumerate(lines)}
 
 

@@ -101,23 +101,26 @@ def label_file(name: str) -> ZooFile:
     return _zoo_file(name, _manifest()["labels"][name])
 
 
+def _builtin(name: str) -> ZooModel:
+    entry = _manifest()["models"][name]
+    return ZooModel(name, entry["task"], _zoo_file(name, entry), entry.get("labels"), entry["input"],
+                    entry["quantization"], entry["coverage"], entry.get("note", ""))
+
+
 def models() -> dict[str, ZooModel]:
     """Every model: the shipped manifest, then local imports."""
-    found = {}
-    for name, entry in _manifest()["models"].items():
-        found[name] = ZooModel(name, entry["task"], _zoo_file(name, entry), entry.get("labels"),
-                               entry["input"], entry["quantization"], entry["coverage"],
-                               entry.get("note", ""))
-    for name, entry in _imports().items():
-        found[name] = ZooModel(**{**entry, "file": None})
+    found = {name: _builtin(name) for name in _manifest()["models"]}
+    found.update((name, ZooModel(**{**entry, "file": None})) for name, entry in _imports().items())
     return found
 
 
 def get(name: str) -> ZooModel:
-    known = models()
-    if name not in known:
+    if name in _manifest()["models"]:  # built-ins never depend on the imports file
+        return _builtin(name)
+    imports = _imports()
+    if name not in imports:
         raise ModelError(f"Unknown model {name!r}: see `bredos-npu models list` for the names.")
-    return known[name]
+    return ZooModel(**{**imports[name], "file": None})
 
 
 def local_path(model: ZooModel) -> Path:
@@ -197,7 +200,7 @@ def resolve(spec: str | os.PathLike[str], progress: Progress | None = None,
             with_labels: bool = True) -> Resolved:
     """A model file path as given, or a zoo name fetched into the cache when needed."""
     path = Path(spec)
-    if path.exists() or str(spec) not in models():
+    if path.exists() or (str(spec) not in _manifest()["models"] and str(spec) not in _imports()):
         return Resolved(path, None, None)
     model = get(str(spec))
     if model.file is not None and not model.imported_path:
@@ -238,10 +241,15 @@ def _imports() -> dict[str, dict[str, Any]]:
         raise DownloadError(f"Cannot use the model cache {path.parent}: {error.strerror or error}: "
                             f"set {CACHE_ENV} to a writable folder.") from None
     try:
-        return json.loads(text)
+        imports = json.loads(text)
+        fields = set(ZooModel.__dataclass_fields__) - {"file"}
+        if not isinstance(imports, dict) or not all(
+                isinstance(e, dict) and set(e) == fields for e in imports.values()):
+            raise ValueError("unexpected layout")
     except ValueError:
-        raise ModelError(f"{path} is corrupt: fix or delete it (the imported models' files stay in "
-                         f"{path.parent / 'imported'}).") from None
+        raise DownloadError(f"{path} is corrupt: fix or delete it (the imported models' files stay "
+                            f"in {path.parent / 'imported'}).") from None
+    return imports
 
 
 def _save_imports(imports: dict[str, dict[str, Any]]) -> None:
@@ -273,6 +281,7 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     with atomic_open(target, "wb") as out, open(source, "rb") as given:
         shutil.copyfileobj(given, out)
     label_target = None
+    (folder / f"{name}.labels.txt").unlink(missing_ok=True)  # from an earlier import of the name
     if labels is not None:
         label_target = folder / f"{name}.labels.txt"
         with atomic_open(label_target, "wb") as out, open(labels, "rb") as given:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError
 from bredos_npu.runtime.litert import Runtime
+from bredos_npu.system import soc
 from bredos_npu.system.device import ACCEL_NODE, accel_nodes
 from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadable, find_teflon
 from bredos_npu.system.root import SystemRoot
@@ -61,6 +62,9 @@ def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
             missing = f"the delegate library {choice.path} (from {choice.origin}) does not exist"
             return NpuPlan(choice, missing)
         return NpuPlan(choice, None)
+    if not accel_nodes(root) and soc.rk3588_variant(soc.read_compatible(root)) is None:
+        return NpuPlan(choice, "this is not an RK3588 board, which has the NPU this tool drives "
+                               f"({DOCTOR_HINT})")
     if not accel_nodes(root):
         return NpuPlan(choice, f"no NPU device node {ACCEL_NODE} (load the driver with "
                                f"`sudo modprobe rocket`; {DOCTOR_HINT})")

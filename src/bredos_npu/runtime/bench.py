@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bredos_npu.errors import BackendError
+from bredos_npu.errors import BackendError, UsageError
 from bredos_npu.runtime.model import BackendInfo, Model, load
 from bredos_npu.runtime.stats import LatencyStats, latency_stats
 from bredos_npu.system.cpu import plan_threads
@@ -103,6 +103,9 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
         return BackendRun(backend, error=f"the delegate {model.backend.delegate} took none of this "
                           "model's operators, so nothing would run on the NPU (see `bredos-npu inspect`)")
     run = BackendRun(backend, info=model.backend, init_ms=(time.perf_counter() - started) * 1e3)
+    if image is not None and len(model.inputs) != 1:
+        raise UsageError(f"--image needs a model with one image input; {model.path.name} has "
+                         f"{len(model.inputs)} inputs (leave --image out to use random inputs).")
     tensors = [model.preprocess(image)] if image is not None else random_inputs(model)
     run.first_ms = timed_invoke(model, tensors)
     run.warmup_ms = [timed_invoke(model, tensors) for _ in range(warmup)]

@@ -263,12 +263,14 @@ class Model:
     def detect(self, image: ImageSource, threshold: float = 0.5,
                max_results: int | None = None) -> list[Detection]:
         """Objects found in ``image`` with score >= ``threshold``, best first, boxes in pixels."""
+        _check_threshold(threshold)
         outputs, size = self.run_image(image)
         return heads.detections(self, outputs, size, threshold, max_results)
 
     def detect_many(self, images: Iterable[ImageSource], threshold: float = 0.5,
                     max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
         heads.detection_outputs(self)
+        _check_threshold(threshold)
         return self._head_many(images, heads.detections, parallel, threshold, max_results)
 
     def segment(self, image: ImageSource) -> Segmentation:
@@ -326,6 +328,8 @@ def load(
     """
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be 1 or more, not {threads}.")
     if (std is not None and (not math.isfinite(std) or std == 0)) or \
             (mean is not None and not math.isfinite(mean)):
         raise UsageError("--input-mean must be a finite number and --input-std a finite number "
@@ -365,7 +369,8 @@ def load(
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
                        cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)),
                        tuple(hazards) if library else ())
-    names, label_map = _labels(labels, content, _classifier_classes(interpreter))
+    names, label_map = _labels(labels, content, _classifier_classes(interpreter),
+                               _segmentation_classes(interpreter))
     load_ms = (time.perf_counter() - started) * 1e3
     options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
                "root": root, "mean": mean, "std": std, "debug": debug}
@@ -418,8 +423,28 @@ def _classifier_classes(interpreter: Any) -> int | None:
     return int(np.prod(shape)) if shape and sum(1 for d in shape if d > 1) == 1 else None
 
 
-def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int | None
-            ) -> tuple[list[str] | None, dict[int, str] | None]:
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 <= threshold <= 1.0:  # also false for NaN
+        raise UsageError(f"threshold must be between 0 and 1, not {threshold}.")
+
+
+def _segmentation_classes(interpreter: Any) -> int | None:
+    """Classes of a per-pixel map: the last axis of the scores, or of what ARG_MAX reduces."""
+    outputs = interpreter.get_output_details()
+    if len(outputs) != 1 or len(outputs[0]["shape"]) not in (3, 4):
+        return None
+    shape = [int(d) for d in outputs[0]["shape"]]
+    if len(shape) == 4:
+        return shape[-1] if shape[-1] > 1 else None
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "ARG_MAX" and outputs[0]["index"] in op["outputs"]:
+            scores = interpreter._get_tensor_details(int(op["inputs"][0]), 0)
+            return int(scores["shape"][-1])
+    return None
+
+
+def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int | None,
+            map_classes: int | None = None) -> tuple[list[str] | None, dict[int, str] | None]:
     """(names for a classifier's outputs, id → label for every task), from a file or the model.
 
     A classifier's labels must fit its output; detection and segmentation ids are looked up.
@@ -427,9 +452,9 @@ def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int 
     files = embedded_files(content)
     if labels is not None:
         label_map = read_label_file(labels)
-        if classes:
-            names = fit_labels(label_map, classes, str(labels))
-            return names, dict(enumerate(names))
+        if classes or map_classes:
+            names = fit_labels(label_map, classes or map_classes, str(labels))
+            return (names if classes else None), dict(enumerate(names))
         check_against(label_map, first_label_map(files), str(labels))
         return None, label_map
     if classes:

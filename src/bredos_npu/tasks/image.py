@@ -82,7 +82,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     channels_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))
-    if array.dtype != np.uint8 or not channels_ok:
+    if array.dtype != np.uint8 or not channels_ok or array.size == 0:
         raise ImageError(f"An image array must be HxW, HxWx1, HxWx3 or HxWx4 uint8, got {array.dtype} "
                          f"with shape {array.shape}.")
     return Image.fromarray(array).convert("RGB")

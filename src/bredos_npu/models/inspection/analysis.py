@@ -151,7 +151,9 @@ def advise(inspection: Inspection, graph: Graph) -> list[str]:
     if not any(op.name in rules.CONVOLUTIONS for op in ops):
         advice.append("This model has no convolutions: Teflon's rocket driver offloads CNN "
                       "convolutions only, so it runs on the CPU.")
-    if any("int8 data" in h for _, h in inspection.hazards):
+    int8_convolutions = [op for op in ops if op.name in rules.CONVOLUTIONS and op.target == rules.NPU
+                         and any("int8 data" in h for h in op.hazards)]
+    if int8_convolutions:
         advice.append("int8 convolutions are claimed but rocket computes as uint8 and Mesa only "
                       "validates uint8: compare NPU results against --backend cpu.")
     if any(h == ADD_CRASH for _, h in inspection.hazards):
