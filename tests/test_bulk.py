@@ -158,3 +158,16 @@ def test_output_files_get_ordinary_permissions(capfd, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_folders_are_walked_lazily(tmp_path):
+    from bredos_npu.runtime.pipeline import expand_sources
+
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "1.jpg").write_bytes(b"x")
+    (tmp_path / "0.png").write_bytes(b"x")
+    walker = expand_sources([tmp_path], recursive=True)
+    assert next(walker) == tmp_path / "0.png"  # yielded before the subfolders are read
+    assert list(walker) == [tmp_path / "a" / "1.jpg", tmp_path / "b" / "1.jpg"]
+    assert list(expand_sources([tmp_path])) == [tmp_path / "0.png"]

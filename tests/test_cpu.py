@@ -55,8 +55,16 @@ def test_fastest_cluster():
     assert fastest_cluster({}) == ()
 
 
-def test_this_machine_plan_respects_affinity():
-    result = plan_threads(SystemRoot())
-    allowed = os.sched_getaffinity(0)
-    assert 1 <= result.threads <= max(len(allowed), 1) or result.cpus
-    assert set(result.cpus) <= allowed
+def test_pinning_leaves_out_cpus_this_process_may_not_use(tmp_path, monkeypatch):
+    # A real root (the machine's own) is checked against the affinity mask; emulate one where the
+    # process may only run on cpus 5 and 6 of an RK3588.
+    from bredos_npu.system import cpu
+
+    root = tmp_path / "root"
+    for number, capacity in enumerate(RK3588_CAPACITY):
+        folder = root / "sys/devices/system/cpu" / f"cpu{number}"
+        folder.mkdir(parents=True)
+        (folder / "cpu_capacity").write_text(f"{capacity}\n")
+    monkeypatch.setattr(cpu, "_allowed_cpus", lambda: {0, 5, 6})
+    monkeypatch.setattr(SystemRoot, "is_real", property(lambda self: True))
+    assert plan_threads(SystemRoot(root))[:2] == (2, (5, 6))

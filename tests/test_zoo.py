@@ -273,3 +273,15 @@ def test_reimport_without_labels_drops_the_old_label_file(capfd, cache):
                    LABELS / "imagenet_labels.txt").code == 0
     assert run_cli(capfd, "models", "import", model, "--name", "n", "--force").code == 0
     assert cache_files(cache) == ["imported.json", "imported/n.tflite"]
+
+
+@pytest.mark.parametrize("name", ["mobilenet-v2", "mobilenet-v1-0.5-160", "mobilenet-v1-0.25-128",
+                                  "ssd-mobilenet-v1", "deeplabv3-mnv2-dm05", "movenet-lightning"])
+def test_manifest_coverage_matches_inspect(name):
+    # The manifest's figures must follow the rules: recompute them from the test copies.
+    import bredos_npu
+
+    model = zoo.get(name)
+    local = MODELS / model.file.file_name
+    path = local if local.exists() else zoo.local_path(model)
+    assert model.coverage == bredos_npu.inspect(path).summary.rsplit(",", 1)[0]

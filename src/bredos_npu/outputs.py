@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -15,6 +16,9 @@ from typing import IO
 from bredos_npu.errors import OutputError
 
 STDOUT = "-"
+# Failures of writing itself (a full disk, a read-only file system), not of the caller's work.
+WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO,
+                          errno.EACCES, errno.EPERM, errno.EXDEV})
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
@@ -73,6 +77,11 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
             yield out
         os.chmod(temporary, _final_mode(target))  # mkstemp makes 0600 files
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.errno not in WRITE_ERRORS:
+            raise
+        raise OutputError(f"Cannot write {target}: {error.strerror or error}.") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -101,7 +101,8 @@ def write_picture(view: TaskView, result: Result, target: str, inputs: int | Non
     path = picture_path(target, result.source, view.picture_suffix, inputs, taken)
     if path.exists() and not force and not _single_file_target(target, inputs):
         raise OutputError(f"{path} already exists: pass --force to overwrite it, or choose another folder.")
-    picture = view.draw(open_image(result.source), result.value) if view.draw else None
+    assert view.draw is not None, "pictures are only asked for tasks that draw"
+    picture = view.draw(open_image(result.source), result.value)
     with atomic_open(path, "wb") as out:
         picture.save(out, format=picture_format(path))
     return path

@@ -9,7 +9,7 @@ import click
 from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.models import bundled
-from bredos_npu.tasks.image import expand_sources
+from bredos_npu.runtime.pipeline import expand_sources
 
 
 def _document(classes: Any) -> dict[str, Any]:

@@ -25,20 +25,10 @@ def list_models(as_json: bool) -> None:
     from bredos_npu.cli.render import table
     from bredos_npu.models import zoo
 
-    rows = []
-    for model in zoo.models().values():
-        state = ("bundled" if model.file and model.file.bundled else
-                 "cached" if zoo.is_available(model) else "not downloaded")
-        if state == "cached" and zoo.missing_labels(model):
-            state = "cached, labels missing"
-        coverage = model.coverage
-        if coverage == "unknown" and zoo.is_available(model):
-            from bredos_npu.models.inspection.analysis import inspect_model
-
-            coverage = inspect_model(zoo.local_path(model)).summary.rsplit(",", 1)[0] + " (computed)"
-        rows.append({"name": model.name, "task": model.task, "input": model.input,
-                     "quantization": model.quantization, "coverage": coverage, "state": state,
-                     "path": str(zoo.local_path(model)), "note": model.note})
+    rows = [{"name": model.name, "task": model.task, "input": model.input,
+             "quantization": model.quantization, "coverage": zoo.coverage(model),
+             "state": zoo.status(model), "path": str(zoo.local_path(model)), "note": model.note}
+            for model in zoo.models().values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -42,10 +42,6 @@ def backend_dict(info: BackendInfo) -> dict[str, Any]:
     }
 
 
-def class_dict(item: Class) -> dict[str, Any]:
-    return {"index": item.index, "label": item.label, "score": round(item.score, 6)}
-
-
 def classes_text(classes: list[Class]) -> str:
     width = max((len(c.label) for c in classes), default=0)
     return "\n".join(

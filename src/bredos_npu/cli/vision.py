@@ -9,10 +9,8 @@ import click
 
 from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
-from bredos_npu.tasks.image import expand_sources
-
-DEFAULT_MODELS = {"detect": "ssd-mobilenet-v1", "segment": "deeplabv3-mnv2-dm05",
-                  "pose": "movenet-lightning"}
+from bredos_npu.models.zoo import DEFAULT_MODELS
+from bredos_npu.runtime.pipeline import expand_sources
 
 
 def _box(d: Any) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from bredos_npu.errors import DownloadError, ModelError
 from bredos_npu.models import bundled
-from bredos_npu.models.integrity import Integrity, Progress, file_digest
+from bredos_npu.models.integrity import Integrity, Progress
 from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.outputs import atomic_open
 
@@ -26,6 +26,9 @@ CACHE_ENV = "BREDOS_NPU_CACHE"
 BASE_URL_ENV = "BREDOS_NPU_MODEL_BASE_URL"
 OFFLINE_ENV = "BREDOS_NPU_OFFLINE"
 TASKS = ("classify", "detect", "segment", "pose")
+# The model each task uses when none is named.
+DEFAULT_MODELS = {"classify": "mobilenet-v2", "detect": "ssd-mobilenet-v1",
+                  "segment": "deeplabv3-mnv2-dm05", "pose": "movenet-lightning"}
 IMPORTS_FILE = "imported.json"
 VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -135,6 +138,28 @@ def local_path(model: ZooModel) -> Path:
 
 def is_available(model: ZooModel) -> bool:
     return local_path(model).is_file()
+
+
+def status(model: ZooModel) -> str:
+    """"bundled", "cached", "cached, labels missing" or "not downloaded"."""
+    if model.file is not None and model.file.bundled:
+        return "bundled"
+    if not is_available(model):
+        return "not downloaded"
+    return "cached, labels missing" if missing_labels(model) else "cached"
+
+
+def coverage(model: ZooModel) -> str:
+    """Teflon's share as inspect computes it: the manifest's figure, or computed from the local
+    file when the manifest says "unknown" ("unknown" while the file is not here)."""
+    if model.coverage != "unknown" or not is_available(model):
+        return model.coverage
+    from bredos_npu.models.inspection.analysis import inspect_model
+
+    result = inspect_model(local_path(model))
+    n = result.partitions
+    return (f"NPU: {len(result.npu_ops)}/{len(result.ops)} ops, {result.npu_mac_share:.1%} of MACs, "
+            f"{n} partition{'s' if n != 1 else ''} (computed)")
 
 
 def missing_labels(model: ZooModel) -> bool:
@@ -295,10 +320,3 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     imports[name] = entry
     _save_imports(imports)
     return model
-
-
-def verify(model: ZooModel) -> bool:
-    """True when the local file still matches the manifest's digest."""
-    if model.file is None:
-        return True
-    return file_digest(local_path(model), model.file.integrity) == model.file.integrity.digest

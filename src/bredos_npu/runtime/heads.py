@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from bredos_npu.errors import ModelError
+from bredos_npu.tasks.classify import is_score_vector
 from bredos_npu.tasks.detect import Detection, DetectionOutputs, OutputShape, identify_outputs, to_detections
 from bredos_npu.tasks.pose import KEYPOINTS, Keypoint, to_keypoints
 from bredos_npu.tasks.segment import ClassShare, class_map, class_shares, resize_map
@@ -40,7 +41,7 @@ def guess_task(model: Model) -> str | None:
     shape = outputs[0].shape
     if int(np.prod(shape)) == len(KEYPOINTS) * 3:
         return "pose"
-    if sum(1 for d in shape if d > 1) == 1:
+    if is_score_vector(shape):
         return "classify"
     if len(shape) in (3, 4) and min(shape[1:3]) > 1:
         return "segment"

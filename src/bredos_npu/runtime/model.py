@@ -39,7 +39,7 @@ from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
 from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
-from bredos_npu.tasks.classify import Class, to_probabilities
+from bredos_npu.tasks.classify import Class, is_score_vector, to_probabilities
 from bredos_npu.tasks.classify import top_k as best_classes
 from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, open_image, resize_for_input
@@ -150,7 +150,6 @@ class Model:
         self.output_names = [d["name"] for d in interpreter.get_output_details()]
         self.mean, self.std = mean, std
         self.last_timings = Timings(0.0, 0.0)
-        self.invocations = 0
         self.load_options = load_options or {}
         self._workers: list[Model] = []
 
@@ -201,7 +200,6 @@ class Model:
             self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
         with pinned(self.backend.cpus):
             self.interpreter.invoke()
-        self.invocations += 1
         return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
 
     def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
@@ -255,7 +253,7 @@ class Model:
     def check_classifier(self) -> None:
         """Raise ModelError unless this is one image in, one vector of class scores out."""
         heads.require_single_input(self, "classify")
-        if len(self.outputs) != 1 or sum(1 for d in self.outputs[0].shape if d > 1) != 1:
+        if len(self.outputs) != 1 or not is_score_vector(self.outputs[0].shape):
             raise heads.wrong_task(self, "classify", "an image classifier with one score per class")
 
     # --- detection, segmentation, pose --------------------------------------------------------
@@ -296,10 +294,6 @@ class Model:
         """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
         return self.run_many(images, lambda model, prepared: head(
             model, model.run(prepared.tensor), prepared.size, *options), parallel)
-
-    @property
-    def classes(self) -> int:
-        return int(np.prod(self.outputs[0].shape))
 
 
 def load(
@@ -420,7 +414,7 @@ def _classifier_classes(interpreter: Any) -> int | None:
     """The number of classes when the model has one output vector of scores, else None."""
     outputs = interpreter.get_output_details()
     shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
-    return int(np.prod(shape)) if shape and sum(1 for d in shape if d > 1) == 1 else None
+    return int(np.prod(shape)) if shape and is_score_vector(tuple(shape)) else None
 
 
 def _check_threshold(threshold: float) -> None:

@@ -6,11 +6,13 @@ At most ``window`` inputs are in flight, so memory stays flat on a folder of any
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,9 +39,31 @@ class Result(NamedTuple):
         return self.error is None
 
 
-def default_decoders() -> int:
-    import os
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
 
+
+def expand_sources(paths: Iterable[str | os.PathLike[str]], recursive: bool = False) -> Iterator[Path]:
+    """Files as given, and the image files inside folders (sorted; subfolders with ``recursive``).
+
+    Lazily, folder by folder, so a tree of 100 000 images is walked while the first ones are
+    classified. Files named explicitly are yielded whatever their suffix (a broken one is then
+    reported); symbolic links to folders are not followed.
+    """
+    for given in paths:
+        path = Path(given)
+        if not path.is_dir():
+            yield path
+            continue
+        for folder, subfolders, files in os.walk(path):
+            subfolders.sort()
+            if not recursive:
+                subfolders.clear()
+            for name in sorted(files):
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    yield Path(folder) / name
+
+
+def default_decoders() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 

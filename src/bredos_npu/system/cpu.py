@@ -86,14 +86,3 @@ def _span(cpus: tuple[int, ...]) -> str:
     if cpus and cpus == tuple(range(cpus[0], cpus[-1] + 1)):
         return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
     return ",".join(map(str, cpus))
-
-
-def pin_to(cpus: tuple[int, ...]) -> bool:
-    """Pin this thread (and the threads it starts later) to ``cpus``; False when not possible."""
-    if not cpus:
-        return False
-    try:
-        os.sched_setaffinity(0, cpus)
-    except (AttributeError, OSError):
-        return False
-    return True

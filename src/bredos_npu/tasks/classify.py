@@ -24,6 +24,11 @@ class Class(NamedTuple):
     score: float
 
 
+def is_score_vector(shape: tuple[int, ...]) -> bool:
+    """True for an output of one score per class: exactly one axis longer than 1."""
+    return sum(1 for d in shape if d > 1) == 1
+
+
 def to_probabilities(scores: np.ndarray) -> np.ndarray:
     """Scores as probabilities: softmax outputs pass unchanged, logits get a softmax.
 

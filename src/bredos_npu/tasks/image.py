@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,23 +95,3 @@ def resize_for_input(image: Image.Image, width: int, height: int, channels: int 
         resized = resized.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(resized, dtype=np.uint8)
     return pixels[..., np.newaxis] if channels == 1 else pixels
-
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
-
-
-def expand_sources(paths: Iterable[str | os.PathLike[str]], recursive: bool = False) -> Iterator[Path]:
-    """Files as given, and the image files inside folders (sorted; subfolders with ``recursive``).
-
-    Lazily, so a folder of 100 000 images is walked while the first ones are classified.
-    Files named explicitly are yielded whatever their suffix (a broken one is then reported).
-    """
-    for given in paths:
-        path = Path(given)
-        if not path.is_dir():
-            yield path
-            continue
-        walker = path.rglob("*") if recursive else path.iterdir()
-        for found in sorted(walker):
-            if found.suffix.lower() in IMAGE_SUFFIXES and not found.is_dir():
-                yield found

@@ -108,7 +108,6 @@ class Graph:
     ops: list[OpInfo]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
-    subgraphs: int = 1
 
     def producer(self) -> dict[int, int]:
         """Tensor index → index of the op that writes it."""
@@ -135,7 +134,7 @@ def _parse(content: bytes) -> Graph:
     codes = [_op_code(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
     ops = [_op(subgraph.Operators(i), i, codes) for i in range(subgraph.OperatorsLength())]
     return Graph(tensors, ops, tuple(int(t) for t in _ints(subgraph.InputsAsNumpy())),
-                 tuple(int(t) for t in _ints(subgraph.OutputsAsNumpy())), model.SubgraphsLength())
+                 tuple(int(t) for t in _ints(subgraph.OutputsAsNumpy())))
 
 
 def _ints(array: Any) -> list[int]:
