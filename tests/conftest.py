@@ -40,9 +40,10 @@ def _compile(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def delegates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Shared libraries: 'passthrough' (claims no nodes), 'null' (returns NULL), 'not_a_delegate'."""
+    """Shared libraries: 'passthrough' (claims no nodes), 'claiming' (takes every RESHAPE and runs
+    it with TFLite's own kernel), 'null' (returns NULL), 'not_a_delegate'."""
     out = tmp_path_factory.mktemp("delegates")
-    names = ("passthrough", "null", "not_a_delegate")
+    names = ("passthrough", "claiming", "null", "not_a_delegate")
     return {name: _compile(HERE / "delegates" / f"{name}.c", out / f"lib{name}.so") for name in names}
 
 

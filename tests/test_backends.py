@@ -18,7 +18,7 @@ def prepare_count(library) -> int:
     return ctypes.CDLL(str(library)).test_delegate_prepare_count()
 
 
-def test_npu_with_explicit_delegate_gives_the_cpu_answer(delegates):
+def test_delegate_that_claims_nothing_is_applied_and_gives_the_cpu_answer(delegates):
     before = prepare_count(delegates["passthrough"])
     npu = bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(delegates["passthrough"]))
     cpu = bredos_npu.load(DEFAULT_MODEL, backend="cpu")
@@ -192,3 +192,29 @@ def test_auto_on_a_machine_that_is_not_an_rk3588(capfd, fake_system, monkeypatch
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     model = bredos_npu.load(DEFAULT_MODEL)
     assert model.backend.fallback_reason.startswith("NPU not available: this is not an RK3588 board")
+
+
+def test_a_delegate_that_takes_nodes_is_counted_and_gives_the_cpu_answer(delegates):
+    npu = bredos_npu.load(DEFAULT_MODEL, "npu", delegate=str(delegates["claiming"]))
+    cpu = bredos_npu.load(DEFAULT_MODEL, "cpu")
+    nodes = npu.backend.nodes
+    assert npu.backend.npu_node_indices == (64,)  # the model's only RESHAPE
+    assert (nodes.npu_nodes, nodes.npu_partitions) == (1, 1)
+    assert nodes.xnnpack_nodes == 63 and nodes.xnnpack_partitions == 2  # split by the kernel
+    assert (npu.scores(CAT) == cpu.scores(CAT)).all()
+
+
+def test_auto_uses_a_libteflon_that_takes_nodes(ready_board, delegates, monkeypatch):
+    ready_board.library(delegates["claiming"])
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(ready_board.base))
+    model = bredos_npu.load(DEFAULT_MODEL)
+    assert model.backend.name == "npu" and model.backend.fallback_reason is None
+    assert model.classify(CAT, top_k=1)[0].index == 286
+
+
+def test_every_claimed_node_is_found_across_partitions(delegates):
+    ssd = MODELS / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
+    reshapes = [op.index for op in bredos_npu.inspect(ssd).ops if op.name == "RESHAPE"]
+    model = bredos_npu.load(ssd, "npu", delegate=str(delegates["claiming"]))
+    assert model.backend.npu_node_indices == tuple(reshapes) and len(reshapes) == 13
+    assert model.backend.nodes.npu_partitions >= 2

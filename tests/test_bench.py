@@ -129,3 +129,10 @@ def test_image_needs_a_single_input_model(capfd):
 def test_json_and_csv_on_stdout_conflict(capfd):
     outcome = run_cli(capfd, "bench", "--json", "--csv", "-", "--runs", "1")
     assert outcome.code == 2 and "both write to standard output" in outcome.err
+
+
+def test_npu_figures_when_the_delegate_takes_nodes(capfd, delegates):
+    data = bench_json(capfd, "--backends", "cpu,npu", "--delegate", str(delegates["claiming"]))
+    cpu, npu = data["backends"]
+    assert npu["available"] and npu["npu_nodes"] == 1 and len(npu["latencies_ms"]) == 5
+    assert npu["speedup_vs_cpu"] == pytest.approx(cpu["mean_ms"] / npu["mean_ms"], rel=0.01)

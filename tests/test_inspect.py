@@ -344,3 +344,11 @@ def test_runtime_json_agrees_is_null_when_nothing_ran(capfd, fake_system, monkey
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     runtime = json.loads(run_cli(capfd, "inspect", DEFAULT_MODEL, "--runtime", "--json").out)["runtime"]
     assert runtime["ran"] is False and runtime["agrees"] is None
+
+
+def test_runtime_reports_what_the_delegate_took_beyond_the_prediction(capfd, delegates):
+    outcome = run_cli(capfd, "inspect", DEFAULT_MODEL, "--runtime", "--delegate", delegates["claiming"],
+                      "--json")
+    runtime = json.loads(outcome.out)["runtime"]
+    assert runtime["ran"] and runtime["agrees"] is False
+    assert runtime["runtime_only"] == [64] and len(runtime["predicted_only"]) == 63

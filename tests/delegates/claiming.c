@@ -1,0 +1,172 @@
+/*
+ * A TFLite external delegate for the tests that really claims nodes: every RESHAPE of the model
+ * becomes one delegate kernel, which runs the claimed nodes with TFLite's own kernels (it calls
+ * their registration's prepare/invoke). It stands in for Teflon taking part of a graph, so the
+ * node accounting and --runtime comparison are exercised against a real interpreter.
+ *
+ * Only the long-stable prefixes of TFLite's C structs are declared (tensorflow/lite/core/c/
+ * common.h): TfLiteContext up to ReplaceNodeSubsetsWithDelegateKernels, TfLiteRegistration up to
+ * builtin_code, TfLiteDelegateParams. The registration passed by value is padded with zeros so
+ * that fields added by newer TFLite versions read as "unset".
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+enum { kTfLiteBuiltinReshape = 22 };
+
+typedef struct { int size; int data[]; } TfLiteIntArray;
+typedef struct TfLiteNode TfLiteNode;
+struct TfLiteContext;
+struct TfLiteDelegate;
+
+typedef struct TfLiteRegistration {
+    void *(*init)(struct TfLiteContext *, const char *, size_t);
+    void (*free)(struct TfLiteContext *, void *);
+    TfLiteStatus (*prepare)(struct TfLiteContext *, TfLiteNode *);
+    TfLiteStatus (*invoke)(struct TfLiteContext *, TfLiteNode *);
+    const char *(*profiling_string)(const struct TfLiteContext *, const TfLiteNode *);
+    int32_t builtin_code;
+    const char *custom_name;
+    int version;
+    void *padding[32]; /* fields of newer TFLite versions: zero */
+} TfLiteRegistration;
+
+typedef struct TfLiteContext {
+    size_t tensors_size;
+    TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext *, TfLiteIntArray **);
+    void *tensors;
+    void *impl_;
+    void *ResizeTensor;
+    void *ReportError;
+    void *AddTensors;
+    TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext *, int, TfLiteNode **,
+                                           TfLiteRegistration **);
+    TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext *,
+                                                          TfLiteRegistration,
+                                                          const TfLiteIntArray *,
+                                                          struct TfLiteDelegate *);
+} TfLiteContext;
+
+typedef struct TfLiteDelegate {
+    void *data_;
+    TfLiteStatus (*Prepare)(TfLiteContext *, struct TfLiteDelegate *);
+    void *CopyFromBufferHandle;
+    void *CopyToBufferHandle;
+    void *FreeBufferHandle;
+    int64_t flags;
+    void *opaque_delegate_builder;
+} TfLiteDelegate;
+
+typedef struct {
+    struct TfLiteDelegate *delegate;
+    TfLiteIntArray *nodes_to_replace;
+    TfLiteIntArray *input_tensors;
+    TfLiteIntArray *output_tensors;
+} TfLiteDelegateParams;
+
+/* Copies of the claimed nodes: the interpreter's node array may move as kernels are added, and
+ * GetNodeAndRegistration may only be called while the delegate prepares. 128 bytes covers
+ * TfLiteNode (about 80 bytes today) and stays inside the interpreter's node/registration pair. */
+enum { NODE_BYTES = 128 };
+
+typedef struct {
+    unsigned char node[NODE_BYTES];
+    TfLiteStatus (*prepare)(TfLiteContext *, TfLiteNode *);
+    TfLiteStatus (*invoke)(TfLiteContext *, TfLiteNode *);
+} Claimed;
+
+typedef struct {
+    int count;
+    Claimed nodes[];
+} Kernel;
+
+static void *kernel_init(TfLiteContext *context, const char *buffer, size_t length) {
+    (void)length;
+    const TfLiteDelegateParams *params = (const TfLiteDelegateParams *)buffer;
+    int count = params->nodes_to_replace->size;
+    Kernel *kernel = calloc(1, sizeof(Kernel) + sizeof(Claimed) * (size_t)count);
+    kernel->count = count;
+    for (int i = 0; i < count; i++) {
+        TfLiteNode *node;
+        TfLiteRegistration *registration;
+        if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i], &node,
+                                            &registration) != kTfLiteOk) {
+            free(kernel);
+            return NULL;
+        }
+        memcpy(kernel->nodes[i].node, node, NODE_BYTES);
+        kernel->nodes[i].prepare = registration->prepare;
+        kernel->nodes[i].invoke = registration->invoke;
+    }
+    return kernel;
+}
+
+static void kernel_free(TfLiteContext *context, void *buffer) {
+    (void)context;
+    free(buffer);
+}
+
+/* Run one hook of every claimed node with its own (CPU) kernel. */
+static TfLiteStatus run_claimed(TfLiteContext *context, TfLiteNode *node, int invoke) {
+    Kernel *kernel = *(Kernel **)((char *)node + 4 * sizeof(void *)); /* node->user_data */
+    if (kernel == NULL) return kTfLiteError;
+    for (int i = 0; i < kernel->count; i++) {
+        Claimed *claimed = &kernel->nodes[i];
+        TfLiteStatus (*hook)(TfLiteContext *, TfLiteNode *) = invoke ? claimed->invoke : claimed->prepare;
+        if (hook != NULL && hook(context, (TfLiteNode *)claimed->node) != kTfLiteOk) return kTfLiteError;
+    }
+    return kTfLiteOk;
+}
+
+static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
+    return run_claimed(context, node, 0);
+}
+
+static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
+    return run_claimed(context, node, 1);
+}
+
+static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
+    TfLiteIntArray *plan;
+    if (context->GetExecutionPlan(context, &plan)) return kTfLiteError;
+    TfLiteIntArray *claimed = malloc(sizeof(int) * (size_t)(plan->size + 1));
+    claimed->size = 0;
+    for (int i = 0; i < plan->size; i++) {
+        TfLiteNode *node;
+        TfLiteRegistration *registration;
+        if (context->GetNodeAndRegistration(context, plan->data[i], &node, &registration)) {
+            free(claimed);
+            return kTfLiteError;
+        }
+        if (registration->builtin_code == kTfLiteBuiltinReshape)
+            claimed->data[claimed->size++] = plan->data[i];
+    }
+    TfLiteRegistration kernel;
+    memset(&kernel, 0, sizeof(kernel));
+    kernel.init = kernel_init;
+    kernel.free = kernel_free;
+    kernel.prepare = kernel_prepare;
+    kernel.invoke = kernel_invoke;
+    kernel.custom_name = "BredosTestClaimingDelegate";
+    kernel.version = 1;
+    TfLiteStatus status = claimed->size
+        ? context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel, claimed, delegate)
+        : kTfLiteOk;
+    free(claimed);
+    return status;
+}
+
+TfLiteDelegate *tflite_plugin_create_delegate(char **keys, char **values, size_t count,
+                                              void (*report_error)(const char *)) {
+    (void)keys;
+    (void)values;
+    (void)count;
+    (void)report_error;
+    TfLiteDelegate *delegate = calloc(1, sizeof(TfLiteDelegate));
+    if (delegate != NULL) delegate->Prepare = prepare;
+    return delegate;
+}
+
+void tflite_plugin_destroy_delegate(TfLiteDelegate *delegate) { free(delegate); }
