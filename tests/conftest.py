@@ -29,22 +29,30 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def _compile(source: Path, target: Path) -> Path:
+def _compile(source: Path, target: Path, *flags: str) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         pytest.fail("no C compiler (cc) on PATH: the delegate tests need one")
-    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(target), str(source)],
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", *flags, "-o", str(target), str(source)],
                    check=True, capture_output=True)
     return target
 
 
+# name -> (source in tests/delegates, compiler flags)
+DELEGATES = {
+    "passthrough": ("test_delegate.c", ()),  # claims no nodes
+    "claiming": ("test_delegate.c", ("-DCLAIM_BUILTIN=22",)),  # takes every RESHAPE (builtin 22)
+    "null": ("null.c", ()),  # returns NULL like Teflon without its device
+    "not_a_delegate": ("not_a_delegate.c", ()),  # no entry points
+}
+
+
 @pytest.fixture(scope="session")
 def delegates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Shared libraries: 'passthrough' (claims no nodes), 'claiming' (takes every RESHAPE and runs
-    it with TFLite's own kernel), 'null' (returns NULL), 'not_a_delegate'."""
+    """The test delegates as shared libraries, built with the system `cc`."""
     out = tmp_path_factory.mktemp("delegates")
-    names = ("passthrough", "claiming", "null", "not_a_delegate")
-    return {name: _compile(HERE / "delegates" / f"{name}.c", out / f"lib{name}.so") for name in names}
+    return {name: _compile(HERE / "delegates" / source, out / f"lib{name}.so", *flags)
+            for name, (source, flags) in DELEGATES.items()}
 
 
 class FakeSystem:

@@ -1,8 +1,12 @@
 /*
- * A TFLite external delegate for the tests that really claims nodes: every RESHAPE of the model
- * becomes one delegate kernel, which runs the claimed nodes with TFLite's own kernels (it calls
- * their registration's prepare/invoke). It stands in for Teflon taking part of a graph, so the
- * node accounting and --runtime comparison are exercised against a real interpreter.
+ * A TFLite external delegate for the tests, speaking the ABI of
+ * tensorflow/lite/delegates/external/external_delegate_interface.h as Mesa's Teflon does.
+ * Built by tests/conftest.py with the system `cc`, twice:
+ * - "passthrough": claims no nodes, so the interpreter runs the whole model on the CPU;
+ * - "claiming" (-DCLAIM_BUILTIN=22): every RESHAPE becomes a delegate kernel, which runs the
+ *   claimed nodes with TFLite's own kernels (their registration's prepare/invoke). It stands in
+ *   for Teflon taking part of a graph, so node accounting and --runtime comparison are exercised
+ *   against a real interpreter.
  *
  * Only the long-stable prefixes of TFLite's C structs are declared (tensorflow/lite/core/c/
  * common.h): TfLiteContext up to ReplaceNodeSubsetsWithDelegateKernels, TfLiteRegistration up to
@@ -13,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef CLAIM_BUILTIN
+#define CLAIM_BUILTIN (-1) /* no builtin has this code: claim nothing */
+#endif
+
 typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
-enum { kTfLiteBuiltinReshape = 22 };
 
 typedef struct { int size; int data[]; } TfLiteIntArray;
 typedef struct TfLiteNode TfLiteNode;
@@ -128,7 +135,10 @@ static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
     return run_claimed(context, node, 1);
 }
 
+static int prepared = 0;
+
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
+    prepared++;
     TfLiteIntArray *plan;
     if (context->GetExecutionPlan(context, &plan)) return kTfLiteError;
     TfLiteIntArray *claimed = malloc(sizeof(int) * (size_t)(plan->size + 1));
@@ -140,7 +150,7 @@ static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
             free(claimed);
             return kTfLiteError;
         }
-        if (registration->builtin_code == kTfLiteBuiltinReshape)
+        if (registration->builtin_code == CLAIM_BUILTIN)
             claimed->data[claimed->size++] = plan->data[i];
     }
     TfLiteRegistration kernel;
@@ -170,3 +180,6 @@ TfLiteDelegate *tflite_plugin_create_delegate(char **keys, char **values, size_t
 }
 
 void tflite_plugin_destroy_delegate(TfLiteDelegate *delegate) { free(delegate); }
+
+/* For the tests: how many times TFLite asked this delegate to prepare a graph. */
+int test_delegate_prepare_count(void) { return prepared; }
