@@ -24,6 +24,7 @@ from bredos_npu.models.labels import (
     labels_from_model,
     read_label_file,
 )
+from bredos_npu.models.metadata import input_normalization
 from bredos_npu.models.tflite_file import embedded_files, explain_load_failure, read_model_bytes
 from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
@@ -365,6 +366,9 @@ def load(
                        tuple(hazards) if library else ())
     names, label_map = _labels(labels, content, _classifier_classes(interpreter),
                                _segmentation_classes(interpreter))
+    if mean is None and std is None and np.dtype(interpreter.get_input_details()[0]["dtype"]).kind == "f":
+        # A float model's own metadata knows its normalisation better than the [-1, 1] default.
+        mean, std = input_normalization(content) or (None, None)
     load_ms = (time.perf_counter() - started) * 1e3
     options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
                "root": root, "mean": mean, "std": std, "debug": debug}

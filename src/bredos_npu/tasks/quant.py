@@ -21,15 +21,19 @@ class Quantization(NamedTuple):
     zero_point: int
 
 
+Norm = float | tuple[float, ...]
+
+
 def pixels_to_input(
     pixels: np.ndarray,
     dtype: np.dtype | type,
     quant: Quantization,
-    mean: float | None = None,
-    std: float | None = None,
+    mean: Norm | None = None,
+    std: Norm | None = None,
 ) -> np.ndarray:
     """Turn uint8 pixels (0..255) into the model's input tensor values.
 
+    ``mean``/``std`` are one value, or one per channel.
     - float input: ``(pixels - mean) / std`` (default mean = std = 127.5, i.e. [-1, 1]).
     - quantized input without ``mean``/``std``: uint8 takes the pixels as they are and int8 takes
       ``pixels - 128``; converters choose the input quantization so that raw pixels are the input.
@@ -38,16 +42,17 @@ def pixels_to_input(
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
-        m = DEFAULT_MEAN if mean is None else mean
-        s = DEFAULT_STD if std is None else std
+        m = np.float32(DEFAULT_MEAN) if mean is None else np.asarray(mean, np.float32)
+        s = np.float32(DEFAULT_STD) if std is None else np.asarray(std, np.float32)
         return ((pixels.astype(np.float32) - m) / s).astype(dtype)
     if mean is None and std is None:
         if dtype == np.uint8:
             return pixels.astype(np.uint8)
         if dtype == np.int8:
             return (pixels.astype(np.int16) - 128).astype(np.int8)
-    real = (pixels.astype(np.float32) - (mean or 0.0)) / (std or 1.0)
-    return quantize(real, dtype, quant)
+    m = np.float32(0.0) if mean is None else np.asarray(mean, np.float32)
+    s = np.float32(1.0) if std is None else np.asarray(std, np.float32)
+    return quantize((pixels.astype(np.float32) - m) / s, dtype, quant)
 
 
 def quantize(real: np.ndarray, dtype: np.dtype | type, quant: Quantization) -> np.ndarray:
