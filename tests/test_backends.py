@@ -52,8 +52,8 @@ def test_null_delegate_is_a_clear_error(delegates, capfd):
     outcome = run_cli(capfd, "classify", "-b", "npu", "--delegate", library, CAT)
     assert outcome.code == EXIT_BACKEND
     assert outcome.err.strip() == (
-        f"bredos-npu: error: The delegate {library} returned no delegate (it said: Couldn't open "
-        "kernel device): run `bredos-npu doctor` for details."
+        f"bredos-npu: error: NPU not available: the delegate {library} returned no delegate (it "
+        "said: Couldn't open kernel device): run `bredos-npu doctor` for details."
     )
 
 

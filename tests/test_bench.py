@@ -58,7 +58,7 @@ def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
     npu, cpu = data["backends"]
     assert npu["available"] is False and npu["latencies_ms"] == [] and npu["mean_ms"] is None
     assert npu["reason"] == (f"the delegate {library} took none of this model's operators, so "
-                             "nothing would run on the NPU (see `bredos-npu inspect`)")
+                             "nothing would run on the NPU (see `bredos-npu inspect`).")
     assert cpu["available"] and cpu["speedup_vs_cpu"] == 1.0
 
 
@@ -136,3 +136,10 @@ def test_npu_figures_when_the_delegate_takes_nodes(capfd, delegates):
     cpu, npu = data["backends"]
     assert npu["available"] and npu["npu_nodes"] == 1 and len(npu["latencies_ms"]) == 5
     assert npu["speedup_vs_cpu"] == pytest.approx(cpu["mean_ms"] / npu["mean_ms"], rel=0.01)
+
+
+def test_csv_on_standard_output_is_only_csv(capfd, no_npu):
+    outcome = run_cli(capfd, "bench", "--runs", "2", "--csv", "-")
+    assert outcome.code == 0
+    rows = list(csv.reader(outcome.out.splitlines()))
+    assert rows[0] == CSV_COLUMNS and len(rows) == 3 and all(len(r) == len(CSV_COLUMNS) for r in rows)

@@ -201,3 +201,13 @@ def test_library_that_returns_no_delegate(ready_board, delegates):
     assert teflon.status == "fail"
     assert teflon.found.endswith("loads but returns no delegate (Couldn't open kernel device)")
     assert not report.npu_ready
+
+
+def test_root_that_is_a_file_or_empty(capfd, tmp_path):
+    from cli_runner import run_cli
+
+    afile = tmp_path / "passwd"
+    afile.write_text("x")
+    assert "is not a folder" in run_cli(capfd, "doctor", "--root", afile).err
+    outcome = run_cli(capfd, "doctor", "--root", "")
+    assert outcome.code == 2 and "--root needs a folder" in outcome.err

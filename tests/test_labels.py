@@ -59,3 +59,9 @@ def test_labels_embedded_in_the_model():
 def test_notes_after_a_blank_line_are_not_labels():
     labels = read_label_file(LABELS / "pascal_voc_segmentation_labels.txt")
     assert len(labels) == 21 and labels[0] == "background" and labels[20] == "tvmonitor"
+
+
+def test_a_stray_blank_line_inside_the_labels_is_skipped():
+    lines = (LABELS / "imagenet_labels.txt").read_text().splitlines()
+    labels = parse_labels("\n".join([*lines[:10], "", *lines[10:]]))
+    assert len(labels) == 1001 and labels[286] == "Egyptian cat"

@@ -237,3 +237,9 @@ def test_api_rejects_unusable_arguments():
         detector.detect(PETS, threshold=float("nan"))
     with pytest.raises(bredos_npu.ImageError, match="An image array must be"):
         detector.detect(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_missing_picture_folder_is_reported_before_any_work(capfd, tmp_path):
+    outcome = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", PETS, BIRD, "-o", tmp_path / "nope")
+    assert outcome.code == 9 and outcome.out == ""
+    assert "it is not a folder" in outcome.err

@@ -124,15 +124,15 @@ def check_teflon(root: SystemRoot, delegate: str | None = None, try_delegate: bo
     if not result.loadable:
         return Check("Teflon", FAIL, f"{choice.path} cannot be loaded: {result.error}", MESA_FIX)
     if not result.has_entry_points:
-        return Check("Teflon", FAIL, f"{choice.path} is not a TFLite delegate ({result.error})",
-                     MESA_FIX)
+        fix = MESA_FIX if choice.origin == "search" else f"point {choice.origin} at Mesa's libteflon.so"
+        return Check("Teflon", FAIL, f"{choice.path} is not a TFLite delegate ({result.error})", fix)
     if not try_delegate:
         return Check("Teflon", OK, f"{choice.path}")
     created, said = try_create_delegate(choice.path)
     if not created:
         detail = f" ({said})" if said else ""
         return Check("Teflon", FAIL, f"{choice.path} loads but returns no delegate{detail}",
-                     "fix the checks above (driver, device), then run `bredos-npu doctor` again")
+                     "TEFLON_DEBUG=verbose bredos-npu classify -b npu  (shows why Teflon gives up)")
     return Check("Teflon", OK, f"{choice.path} (delegate created)")
 
 
@@ -159,10 +159,13 @@ def check_package(name: str, distribution: str) -> Check:
 
 def diagnose(root: str | None = None, delegate: str | None = None) -> Report:
     """Run every check against the system at ``root`` (default: $BREDOS_NPU_ROOT or /)."""
+    if root == "":
+        raise UsageError("--root needs a folder: the one that holds the system to check.")
     system = SystemRoot.from_env(root)
     if not system.base.is_dir():
-        raise UsageError(f"The system root {system.base} does not exist: pass the folder that "
-                         "holds the system to check (default: /).")
+        problem = "is not a folder" if system.base.exists() else "does not exist"
+        raise UsageError(f"The system root {system.base} {problem}: pass the folder that holds the "
+                         "system to check (default: /).")
     release = kernel.read_release(system)
     board = check_soc(system)
     kernel_check = check_kernel(system, release)

@@ -59,6 +59,9 @@ class Outputs:
                 check_output(path, self.force)
         if self.pictures and _single_file_target(self.pictures, inputs):
             picture_format(check_output(self.pictures, self.force))
+        elif self.pictures and not Path(self.pictures).is_dir():
+            raise OutputError(f"Cannot write pictures to {self.pictures}: it is not a folder (create "
+                              "it, or name a file when there is one image).")
 
 
 def _single_file_target(target: str, inputs: int | None) -> bool:

@@ -84,11 +84,16 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
     if as_json:
         click.echo(json.dumps({**render.bench_dict(results, model, image),
                                "teflon_prediction": prediction}, indent=2))
-    else:
+    elif csv_path != "-":  # with --csv - standard output carries the CSV only
         click.echo(render.bench_text(results, model, image, runs))
         click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
     for path in (csv_path, plot):
-        if path and not as_json:
+        if path and path != "-" and not as_json:
             click.echo(f"written: {path}")
+    for run in results:  # the same warnings the other commands print for the NPU
+        if run.info is not None and run.info.hazards:
+            more = len(run.info.hazards) - 1
+            click.echo(f"bredos-npu: warning: {run.info.hazards[0]}" + (f" (+{more} more)" if more else "")
+                       + "; see `bredos-npu inspect`.", err=True)
     if not any(run.latencies_ms for run in results):
         ctx.exit(BackendError.exit_code)  # nothing could be measured: scripts should notice

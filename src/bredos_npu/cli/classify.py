@@ -33,8 +33,10 @@ def _view() -> TaskView:
 @model_options
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many classes to show.")
-@click.option("--input-mean", type=float, help="Input normalisation: (pixel - mean) / std.")
-@click.option("--input-std", type=float, help="Input normalisation: (pixel - mean) / std.")
+@click.option("--input-mean", type=float,
+              help="Input normalisation (pixel - mean) / std; the other one defaults to 127.5.")
+@click.option("--input-std", type=float,
+              help="Input normalisation (pixel - mean) / std; the other one defaults to 127.5.")
 @batch_options
 @click.option("--csv", "csv_path", metavar="FILE", help="Write one CSV row per image and rank to FILE.")
 @click.pass_context

@@ -22,7 +22,8 @@ def backend_line(info: BackendInfo) -> str:
     parts = []
     if info.name == "npu":
         parts.append(f"{n.npu_nodes}/{n.model_nodes} nodes on the NPU in {n.npu_partitions} "
-                     f"partition{'s' if n.npu_partitions != 1 else ''}")
+                     f"partition{'s' if n.npu_partitions != 1 else ''}"
+                     + (" (nothing runs on the NPU: the timings are CPU timings)" if not n.npu_nodes else ""))
     parts.append(f"{n.xnnpack_nodes} on XNNPACK ({cpu})")
     if n.cpu_reference_nodes:
         parts.append(f"{n.cpu_reference_nodes} on TFLite CPU kernels")
@@ -39,6 +40,8 @@ def backend_dict(info: BackendInfo) -> dict[str, Any]:
         "cpus": list(info.cpus),
         "fallback_reason": info.fallback_reason,
         "nodes": info.nodes._asdict(),
+        "npu_ran_nothing": info.name == "npu" and not info.nodes.npu_nodes,
+        "hazards": list(info.hazards),
     }
 
 
@@ -50,10 +53,10 @@ def classes_text(classes: list[Class]) -> str:
     )
 
 
-def model_header(model: Model, default: bool) -> str:
+def model_header(model: Model, default: bool, has_classes: bool = True) -> str:
     name = model.path.name + (" (bundled default)" if default else "")
     header = f"model:   {name}\nbackend: {backend_line(model.backend)}"
-    if model.label_map is None:
+    if has_classes and model.label_map is None:
         header += "\nlabels:  none in the model (pass --labels FILE to name the classes)"
     return header
 

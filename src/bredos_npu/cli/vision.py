@@ -71,7 +71,7 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
               "pose": heads.require_pose}
     net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task], **load)
     view = _views()[task]
-    header = model_header(net, default=False) + f"\n  load {net.load_ms:.1f} ms"
+    header = model_header(net, default=False, has_classes=task != "pose") + f"\n  load {net.load_ms:.1f} ms"
     finish(ctx, net, *run_batch(run(net, expand_sources(images, recursive)), view, outputs,
                                 given_inputs(images), header, first_run_note(net)), view, outputs)
 

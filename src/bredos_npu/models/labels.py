@@ -12,17 +12,23 @@ _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
 
 def parse_labels(text: str) -> dict[int, str]:
-    """Index → label. Plain files number their lines from 0 and end at the first blank line
-    (Coral's Pascal VOC file has notes after one); unused ids are written as "???" or "n/a"."""
-    lines = [line.rstrip("\r").lstrip("\ufeff") for line in text.splitlines()]
-    numbered = [_ID_LINE.match(line) for line in lines if line.strip()]
+    """Index → label. Plain files number their non-blank lines from 0; unused ids are written as
+    "???" or "n/a". A last paragraph shorter than the rest is taken as notes and dropped (Coral's
+    Pascal VOC file has two lines of notes after its 21 labels)."""
+    lines = [line.rstrip("\r").lstrip("\ufeff").strip() for line in text.splitlines()]
+    numbered = [_ID_LINE.match(line) for line in lines if line]
     if numbered and all(numbered):
         return {int(m.group(1)): m.group(2) for m in numbered if m}
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if "" in (line.strip() for line in lines):
-        lines = lines[: [line.strip() for line in lines].index("")]
-    return {i: line.strip() for i, line in enumerate(lines)}
+    paragraphs: list[list[str]] = [[]]
+    for line in lines:
+        if line:
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    paragraphs = [p for p in paragraphs if p]
+    if len(paragraphs) > 1 and len(paragraphs[-1]) < sum(len(p) for p in paragraphs[:-1]):
+        paragraphs.pop()
+    return dict(enumerate(line for paragraph in paragraphs for line in paragraph))
 
 
 def read_label_file(path: str | os.PathLike[str]) -> dict[int, str]:

@@ -36,7 +36,7 @@ def npu_hazards(model_path: Path, backend: str) -> list[str]:
     blockers = inspection.hazards_at(*blocking)
     if blockers:
         index, hazard = blockers[0]
-        others = f" and {len(blockers) - 1} more" if len(blockers) > 1 else ""
+        others = f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""
         verb = "would crash" if hazard.level == CRASH else "would compute wrong results"
         raise BackendError(f"NPU not used: Mesa's rocket driver {verb} on this model (op {index}: "
                            f"{hazard}{others}; see `bredos-npu inspect`); run it on the CPU.")
@@ -100,4 +100,5 @@ def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) 
     # itself prints "Couldn't open kernel device" on fd 2, which we captured.
     said = [line for line in message.splitlines()[1:] if line.strip()] + native.lines()
     detail = f" (it said: {'; '.join(said)})" if said else ""
-    raise BackendError(f"The delegate {library} returned no delegate{detail}: {DOCTOR_HINT}.")
+    raise BackendError(f"NPU not available: the delegate {library} returned no delegate{detail}: "
+                       f"{DOCTOR_HINT}.")

@@ -101,7 +101,7 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
         return BackendRun(backend, error=str(why))
     if backend == "npu" and not model.backend.npu_node_indices:
         return BackendRun(backend, error=f"the delegate {model.backend.delegate} took none of this "
-                          "model's operators, so nothing would run on the NPU (see `bredos-npu inspect`)")
+                          "model's operators, so nothing would run on the NPU (see `bredos-npu inspect`).")
     run = BackendRun(backend, info=model.backend, init_ms=(time.perf_counter() - started) * 1e3)
     if image is not None and len(model.inputs) != 1:
         raise UsageError(f"--image needs a model with one image input; {model.path.name} has "
@@ -115,7 +115,7 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
             progress(1)
     if parallel > 1:
         share = threads
-        if share is None and backend == "cpu":
+        if share is None:
             share = max(1, plan_threads(SystemRoot.from_env()).threads // parallel)
         run.parallel = run_parallel(model, tensors, parallel, runs, share, progress)
     return run

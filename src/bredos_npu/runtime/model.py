@@ -237,6 +237,7 @@ class Model:
 
     def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
         """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
+        _check_top_k(top_k)
         self.check_classifier()
         return best_classes(self.scores(image), top_k, self.labels)
 
@@ -247,6 +248,7 @@ class Model:
     def classify_many(self, images: Iterable[ImageSource], top_k: int = 5, parallel: int = 1,
                       decoders: int | None = None) -> Iterator[Result]:
         """:meth:`classify` over many images (see :meth:`run_many`); ``Result.value`` is the list."""
+        _check_top_k(top_k)
         self.check_classifier()
         return self.run_many(images, lambda model, prepared: model.classify_tensor(
             prepared.tensor, top_k), parallel, decoders)
@@ -396,7 +398,7 @@ def _interpreter(runtime: Runtime, path: Path, content: bytes, cpu: CpuPlan,
         except (ValueError, RuntimeError) as exc:
             failure = exc
     message = f"{failure}\n{native.text}"
-    if delegates:
+    if delegates and "custom op" not in message:
         raise BackendError(f"The NPU delegate could not take the model {path}: "
                            f"{message.strip().splitlines()[0]}.")
     raise explain_load_failure(path, message)
@@ -419,6 +421,11 @@ def _classifier_classes(interpreter: Any) -> int | None:
     outputs = interpreter.get_output_details()
     shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
     return int(np.prod(shape)) if shape and is_score_vector(tuple(shape)) else None
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise UsageError(f"top_k must be 1 or more, not {top_k}.")
 
 
 def _check_threshold(threshold: float) -> None:

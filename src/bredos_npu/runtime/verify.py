@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bredos_npu.errors import BackendError
+from bredos_npu.errors import BredosNpuError
 from bredos_npu.models.inspection.analysis import Inspection
 from bredos_npu.runtime.model import load
 
@@ -32,7 +32,7 @@ def verify_on_npu(inspection: Inspection, delegate: str | None = None,
     """Load the model on the npu backend and compare the claimed nodes with the prediction."""
     try:
         model = load(inspection.path, "npu", delegate=delegate, root=root)
-    except BackendError as why:
+    except BredosNpuError as why:  # no NPU here, or a model no runtime can load
         return RuntimeCheck(False, str(why))
     predicted = {op.index for op in inspection.npu_ops}
     actual = set(model.backend.npu_node_indices)

@@ -33,7 +33,7 @@ def pixels_to_input(
 ) -> np.ndarray:
     """Turn uint8 pixels (0..255) into the model's input tensor values.
 
-    ``mean``/``std`` are one value, or one per channel.
+    ``mean``/``std`` are one value, or one per channel; when only one is given the other is 127.5.
     - float input: ``(pixels - mean) / std`` (default mean = std = 127.5, i.e. [-1, 1]).
     - quantized input without ``mean``/``std``: uint8 takes the pixels as they are and int8 takes
       ``pixels - 128``; converters choose the input quantization so that raw pixels are the input.
@@ -50,8 +50,8 @@ def pixels_to_input(
             return pixels.astype(np.uint8)
         if dtype == np.int8:
             return (pixels.astype(np.int16) - 128).astype(np.int8)
-    m = np.float32(0.0) if mean is None else np.asarray(mean, np.float32)
-    s = np.float32(1.0) if std is None else np.asarray(std, np.float32)
+    m = np.float32(DEFAULT_MEAN) if mean is None else np.asarray(mean, np.float32)
+    s = np.float32(DEFAULT_STD) if std is None else np.asarray(std, np.float32)
     return quantize((pixels.astype(np.float32) - m) / s, dtype, quant)
 
 
