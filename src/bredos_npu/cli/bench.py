@@ -7,6 +7,7 @@ import json
 
 import click
 
+from bredos_npu.cli.options import warn_hazards
 from bredos_npu.cli.progress import progress_bar
 from bredos_npu.errors import BackendError
 
@@ -91,9 +92,7 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
         if path and path != "-" and not as_json:
             click.echo(f"written: {path}")
     for run in results:  # the same warnings the other commands print for the NPU
-        if run.info is not None and run.info.hazards:
-            more = len(run.info.hazards) - 1
-            click.echo(f"bredos-npu: warning: {run.info.hazards[0]}" + (f" (+{more} more)" if more else "")
-                       + "; see `bredos-npu inspect`.", err=True)
+        if run.info is not None:
+            warn_hazards(run.info.hazards)
     if not any(run.latencies_ms for run in results):
         ctx.exit(BackendError.exit_code)  # nothing could be measured: scripts should notice

@@ -56,11 +56,15 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
     if net.backend.name == "npu" and not net.backend.npu_node_indices:
         click.echo(f"bredos-npu: warning: the delegate {net.backend.delegate} took none of this "
                    "model's operators: nothing runs on the NPU (see `bredos-npu inspect`).", err=True)
-    if net.backend.hazards:
-        more = len(net.backend.hazards) - 1
-        click.echo(f"bredos-npu: warning: {net.backend.hazards[0]}" + (f" (+{more} more)" if more else "")
-                   + "; see `bredos-npu inspect`.", err=True)
+    warn_hazards(net.backend.hazards)
     return net
+
+
+def warn_hazards(hazards: tuple[str, ...]) -> None:
+    """One stderr line for what inspect predicts may go wrong on the NPU (nothing when none)."""
+    if hazards:
+        more = f" (+{len(hazards) - 1} more)" if len(hazards) > 1 else ""
+        click.echo(f"bredos-npu: warning: {hazards[0]}{more}; see `bredos-npu inspect`.", err=True)
 
 
 def given_inputs(images: tuple[str, ...]) -> int | None:
