@@ -9,7 +9,7 @@ from cli_runner import run_cli
 from conftest import CAT, DEFAULT_MODEL, MODELS
 
 import bredos_npu
-from bredos_npu.errors import EXIT_BACKEND, BackendError
+from bredos_npu.errors import EXIT_BACKEND, BackendError, Reason
 
 FLOAT_MODEL = MODELS / "mobilenet_v1_0.25_224_float.tflite"
 
@@ -43,7 +43,9 @@ def test_ready_board_loads_libteflon_and_auto_says_when_it_took_nothing(ready_bo
     auto = bredos_npu.load(DEFAULT_MODEL)
     assert auto.backend.name == "cpu"
     assert auto.backend.fallback_reason == (f"NPU not used: the delegate {teflon} took none of this "
-                                            "model's operators (see `bredos-npu inspect`)")
+                                            "model's operators")
+    assert auto.backend.fallback.reason is Reason.DELEGATE_TOOK_NOTHING
+    assert auto.backend.fallback.data["library"] == teflon
     assert auto.classify(CAT, top_k=1)[0].index == 286
 
 
@@ -88,10 +90,52 @@ def test_npu_without_device(fake_system):
     fake_system.kernel("6.18.1")
     with pytest.raises(BackendError) as error:
         bredos_npu.load(DEFAULT_MODEL, backend="npu", root=str(fake_system.base))
+    # the API speaks in its own terms; the CLI adds where to look next
     assert str(error.value) == (
-        "NPU not available: no NPU device node /dev/accel/accel0 (load the driver with `sudo "
-        "modprobe rocket`; run `bredos-npu doctor` for details)."
+        "NPU not available: no NPU device node /dev/accel/accel0: load the driver with `sudo "
+        "modprobe rocket`."
     )
+    assert error.value.reason is Reason.NO_DEVICE_NODE
+    assert error.value.data == {"device": "/dev/accel/accel0"}
+
+
+def test_npu_without_device_on_cli_points_at_the_doctor(capfd, fake_system, monkeypatch):
+    fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
+    fake_system.kernel("6.18.1")
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
+    outcome = run_cli(capfd, "classify", "-b", "npu", CAT)
+    assert outcome.code == EXIT_BACKEND
+    assert outcome.err.strip() == (
+        "bredos-npu: error: NPU not available: no NPU device node /dev/accel/accel0: load the driver "
+        "with `sudo modprobe rocket`; run `bredos-npu doctor` for details.")
+
+
+def test_api_messages_never_name_cli_flags_or_commands(tmp_path, delegates):
+    """Every API error a Python caller meets here is in API terms; the CLI adds its own words."""
+    from bredos_npu.outputs import check_output
+
+    existing = tmp_path / "taken.csv"
+    existing.write_text("mine")
+    failures = []
+    for attempt in (
+        lambda: bredos_npu.load(DEFAULT_MODEL, "npu", delegate=str(tmp_path / "none.so")),
+        lambda: bredos_npu.load(DEFAULT_MODEL, "npu", delegate=str(delegates["null"])),
+        lambda: bredos_npu.load(FLOAT_MODEL, "npu", delegate=str(delegates["passthrough"])),
+        lambda: bredos_npu.load(tmp_path / "missing.tflite"),
+        lambda: bredos_npu.load(DEFAULT_MODEL).detect(CAT),
+        lambda: check_output(existing),
+    ):
+        with pytest.raises(bredos_npu.BredosNpuError) as error:
+            attempt()
+        failures.append(error.value)
+    for failure in failures:
+        assert "--" not in str(failure) and "bredos-npu " not in str(failure), str(failure)
+        assert failure.reason is not Reason.UNSPECIFIED
+    assert [f.reason for f in failures] == [
+        Reason.DELEGATE_MISSING, Reason.NO_DELEGATE, Reason.FLOAT_MODEL, Reason.MODEL_NOT_FOUND,
+        Reason.WRONG_TASK, Reason.OUTPUT_EXISTS]
+    assert failures[4].data["fits"] == "classify" and failures[4].data["task"] == "detect"
+    assert failures[5].data["path"] == existing
 
 
 def test_npu_without_library_on_cli(capfd, ready_board, monkeypatch):

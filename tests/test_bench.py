@@ -58,7 +58,7 @@ def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
     npu, cpu = data["backends"]
     assert npu["available"] is False and npu["latencies_ms"] == [] and npu["mean_ms"] is None
     assert npu["reason"] == (f"the delegate {library} took none of this model's operators, so "
-                             "nothing would run on the NPU (see `bredos-npu inspect`).")
+                             "nothing would run on the NPU: see `bredos-npu inspect`.")
     assert cpu["available"] and cpu["speedup_vs_cpu"] == 1.0
 
 

@@ -286,7 +286,7 @@ def test_plot_without_matplotlib(capfd, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     outcome = run_cli(capfd, "inspect", DEFAULT_MODEL, "--plot", tmp_path / "x.png")
     assert outcome.code == 8
-    assert outcome.err.strip() == ("bredos-npu: error: --plot needs matplotlib, which is not "
+    assert outcome.err.strip() == ("bredos-npu: error: Plots need matplotlib, which is not "
                                    "installed: run `pip install 'bredos-npu[plot]'`.")
 
 

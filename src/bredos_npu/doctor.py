@@ -7,7 +7,7 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 
-from bredos_npu.errors import UsageError
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.runtime.litert import INSTALL_HINT, describe_runtime
 from bredos_npu.system import kernel, soc
 from bredos_npu.system.device import ACCEL_NODE, inspect_node
@@ -160,12 +160,13 @@ def check_package(name: str, distribution: str) -> Check:
 def diagnose(root: str | None = None, delegate: str | None = None) -> Report:
     """Run every check against the system at ``root`` (default: $BREDOS_NPU_ROOT or /)."""
     if root == "":
-        raise UsageError("--root needs a folder: the one that holds the system to check.")
+        raise UsageError("root needs a folder: the one that holds the system to check.",
+                         reason=Reason.BAD_VALUE, option="root", value=root)
     system = SystemRoot.from_env(root)
     if not system.base.is_dir():
         problem = "is not a folder" if system.base.exists() else "does not exist"
-        raise UsageError(f"The system root {system.base} {problem}: pass the folder that holds the "
-                         "system to check (default: /).")
+        raise UsageError(f"The system root {system.base} {problem}", "pass the folder that holds the "
+                         "system to check (default: /)", Reason.BAD_VALUE, option="root", value=root)
     release = kernel.read_release(system)
     board = check_soc(system)
     kernel_check = check_kernel(system, release)

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO
 
-from bredos_npu.errors import OutputError
+from bredos_npu.errors import OutputError, Reason
 
 STDOUT = "-"
 # Failures of writing itself (a full disk, a read-only file system), not of the caller's work.
@@ -30,13 +30,15 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     if str(path) == STDOUT:
         return target
     if target.is_dir():
-        raise OutputError(f"{target} is a folder: give a file name for the output.")
+        raise OutputError(f"{target} is a folder", "give a file name for the output",
+                          Reason.OUTPUT_IS_FOLDER, path=target)
     if target.exists() and not force:
-        raise OutputError(f"{target} already exists: pass --force to overwrite it, or choose "
-                          "another name.")
+        raise OutputError(f"{target} already exists", "pass force=True to overwrite it, or choose "
+                          "another name", Reason.OUTPUT_EXISTS, path=target)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"Cannot write {target}: the folder {folder} does not exist.")
+        raise OutputError(f"Cannot write {target}: the folder {folder} does not exist.",
+                          reason=Reason.OUTPUT_FOLDER_MISSING, path=target, folder=folder)
     return target
 
 
@@ -71,7 +73,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     except OSError as error:
-        raise OutputError(f"Cannot write {target}: {error.strerror or error}.") from None
+        raise OutputError(f"Cannot write {target}: {error.strerror or error}.",
+                          reason=Reason.OUTPUT_WRITE_FAILED, path=target) from None
     try:
         with os.fdopen(handle, mode, **text) as out:
             yield out
@@ -81,7 +84,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
         Path(temporary).unlink(missing_ok=True)
         if error.errno not in WRITE_ERRORS:
             raise
-        raise OutputError(f"Cannot write {target}: {error.strerror or error}.") from None
+        raise OutputError(f"Cannot write {target}: {error.strerror or error}.",
+                          reason=Reason.OUTPUT_WRITE_FAILED, path=target) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

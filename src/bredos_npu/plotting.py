@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bredos_npu.errors import OutputError, RuntimeMissingError
+from bredos_npu.errors import OutputError, Reason, RuntimeMissingError
 from bredos_npu.outputs import atomic_open, check_output
 
 INSTALL_HINT = "pip install 'bredos-npu[plot]'"
@@ -18,9 +18,8 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeMissingError(
-            f"--plot needs matplotlib, which is not installed: run `{INSTALL_HINT}`."
-        ) from None
+        raise RuntimeMissingError("Plots need matplotlib, which is not installed", f"run `{INSTALL_HINT}`",
+                                  Reason.MISSING_PACKAGE, package="matplotlib", extra="plot") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -34,7 +33,8 @@ def check_plot_path(path: str | os.PathLike[str], force: bool) -> Path:
     """The plot's path after the usual output checks and a check of its extension."""
     target = check_output(path, force)
     if target.suffix.lower() not in PLOT_FORMATS:
-        raise OutputError(f"Cannot draw a plot as {target.name}: use a .png, .svg, .pdf or .jpg name.")
+        raise OutputError(f"Cannot draw a plot as {target.name}", "use a .png, .svg, .pdf or .jpg name",
+                          Reason.OUTPUT_FORMAT, path=target)
     return target
 
 

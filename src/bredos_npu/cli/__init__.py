@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     except BredosNpuError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"bredos-npu: error: {exc}", err=True)
+        from bredos_npu.cli.errors import describe
+
+        click.echo(f"bredos-npu: error: {describe(exc)}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -56,12 +56,12 @@ def pull(names: tuple[str, ...]) -> None:
 @click.argument("name")
 def path(name: str) -> None:
     """Print the local path of NAME (it must be pulled already)."""
-    from bredos_npu.errors import ModelError
+    from bredos_npu.errors import ModelError, Reason
     from bredos_npu.models import zoo
 
     model = zoo.get(name)
     if not zoo.is_available(model):
-        raise ModelError(f"{name} is not downloaded: run `bredos-npu models pull {name}`.")
+        raise ModelError(f"{name} is not downloaded", reason=Reason.NOT_DOWNLOADED, name=name)
     click.echo(zoo.local_path(model))
 
 

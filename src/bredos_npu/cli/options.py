@@ -50,9 +50,10 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
         bar.close()
     if check is not None:
         check(net)
-    if net.backend.fallback_reason:
-        reason = net.backend.fallback_reason.rstrip(".").removesuffix("; run it on the CPU")
-        click.echo(f"bredos-npu: {reason}; running on the CPU.", err=True)
+    if net.backend.fallback:
+        from bredos_npu.cli.errors import fallback_line
+
+        click.echo(f"bredos-npu: {fallback_line(net.backend.fallback)}", err=True)
     if net.backend.name == "npu" and not net.backend.npu_node_indices:
         click.echo(f"bredos-npu: warning: the delegate {net.backend.delegate} took none of this "
                    "model's operators: nothing runs on the NPU (see `bredos-npu inspect`).", err=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from bredos_npu.cli.errors import describe
 from bredos_npu.doctor import FAIL, OK, WARN, Report
 from bredos_npu.runtime.model import BackendInfo, Model
 from bredos_npu.tasks.classify import Class
@@ -38,7 +39,8 @@ def backend_dict(info: BackendInfo) -> dict[str, Any]:
         "delegate": info.delegate,
         "threads": info.threads,
         "cpus": list(info.cpus),
-        "fallback_reason": info.fallback_reason,
+        "fallback_reason": describe(info.fallback) if info.fallback else None,
+        "fallback": info.fallback.reason.value if info.fallback else None,
         "nodes": info.nodes._asdict(),
         "npu_ran_nothing": info.name == "npu" and not info.nodes.npu_nodes,
         "hazards": list(info.hazards),
@@ -224,7 +226,8 @@ def bench_rows(results: list[Any]) -> list[dict[str, Any]]:
     for run in results:
         stats, info = run.stats, run.info
         row: dict[str, Any] = {"backend": run.backend, "available": run.error is None,
-                               "reason": run.error or "", "init_ms": "", "first_ms": "",
+                               "reason": describe(run.error) if run.error else "", "init_ms": "",
+                               "first_ms": "",
                                "warmup_mean_ms": ""}
         row.update({f"{k}_ms": "" for k in BENCH_STATS})
         row.update({"inferences_per_s": "", "runs": "", "speedup_vs_cpu": "",
@@ -255,7 +258,7 @@ def bench_dict(results: list[Any], model: str | None, image: str | None) -> dict
     backends = []
     for row, run in zip(bench_rows(results), results, strict=True):
         entry = {key: (None if value == "" else value) for key, value in row.items()}
-        entry["reason"] = run.error
+        entry["reason"] = describe(run.error) if run.error else None
         entry["cpus"] = list(run.info.cpus) if run.info else []
         entry["latencies_ms"] = [round(v, 4) for v in run.latencies_ms]
         backends.append(entry)
@@ -271,7 +274,8 @@ def bench_text(results: list[Any], model: str | None, image: str | None, runs: i
         stats, info = run.stats, run.info
         if not stats or not info:
             rows.append([run.backend, *["-"] * (len(head) - 1)])
-            notes.append(f"{run.backend}: not available: {_unprefixed(run.error or '')}")
+            reason = describe(run.error) if run.error else ""
+            notes.append(f"{run.backend}: not available: {_unprefixed(reason)}")
             continue
         warm = f"{sum(run.warmup_ms) / len(run.warmup_ms):.2f}" if run.warmup_ms else "-"
         n = info.nodes

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bredos_npu.errors import DownloadError
+from bredos_npu.errors import DownloadError, Reason
 from bredos_npu.models.integrity import CHUNK, Integrity, Progress, file_digest
 
 RETRIES = 5
@@ -35,7 +35,8 @@ def download(url: str, target: Path, integrity: Integrity, progress: Progress | 
         os.close(handle)
     except OSError as error:
         raise DownloadError(f"Cannot write to the model cache {target.parent}: "
-                            f"{error.strerror or error}.") from None
+                            f"{error.strerror or error}.", reason=Reason.CACHE_UNUSABLE,
+                            path=target.parent) from None
     partial = Path(name)
     try:
         _fetch(url, partial, progress, retries, timeout)
@@ -44,11 +45,13 @@ def download(url: str, target: Path, integrity: Integrity, progress: Progress | 
             raise DownloadError(
                 f"The download of {target.name} failed its integrity check ({integrity.kind} "
                 f"{actual}, expected {integrity.digest}); nothing was cached: try again, or "
-                "check the mirror in BREDOS_NPU_MODEL_BASE_URL.")
+                "check the mirror in BREDOS_NPU_MODEL_BASE_URL.", reason=Reason.INTEGRITY, url=url,
+                path=target)
         os.replace(partial, target)
         return target
     except OSError as error:
-        raise DownloadError(f"Cannot write {target}: {error.strerror or error}.") from None
+        raise DownloadError(f"Cannot write {target}: {error.strerror or error}.",
+                            reason=Reason.CACHE_UNUSABLE, path=target) from None
     finally:
         partial.unlink(missing_ok=True)
 
@@ -69,12 +72,13 @@ def _fetch(url: str, partial: Path, progress: Progress | None, retries: int, tim
                 partial.unlink()
                 continue
             raise DownloadError(f"Downloading {url} failed: HTTP {error.code} {error.reason}: check "
-                                "the model name, or the mirror in BREDOS_NPU_MODEL_BASE_URL.") from None
+                                "the model name, or the mirror in BREDOS_NPU_MODEL_BASE_URL.",
+                                reason=Reason.HTTP_ERROR, url=url, status=error.code) from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
             received = partial.exists() and partial.stat().st_size > have
             attempts += 1
             if not received or attempts > retries:
-                raise DownloadError(_network_message(url, error)) from None
+                raise DownloadError(_network_message(url, error), reason=Reason.NETWORK, url=url) from None
             time.sleep(min(2.0, 0.2 * attempts))  # then resume from where the data stopped
 
 

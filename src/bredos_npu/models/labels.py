@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from bredos_npu.errors import LabelsError
+from bredos_npu.errors import LabelsError, Reason
 
 _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
@@ -36,13 +36,14 @@ def read_label_file(path: str | os.PathLike[str]) -> dict[int, str]:
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except FileNotFoundError:
-        raise LabelsError(f"Label file not found: {path}: check the path.") from None
+        raise LabelsError(f"Label file not found: {path}", "check the path", Reason.LABELS_NOT_FOUND,
+                          path=path) from None
     except UnicodeDecodeError:
-        raise LabelsError(
-            f"{path} is not a text label file: pass a UTF-8 file, one label per line."
-        ) from None
+        raise LabelsError(f"{path} is not a text label file", "pass a UTF-8 file, one label per line",
+                          Reason.LABELS_NOT_TEXT, path=path) from None
     except OSError as exc:
-        raise LabelsError(f"Cannot read label file {path}: {exc.strerror or exc}.") from None
+        raise LabelsError(f"Cannot read label file {path}: {exc.strerror or exc}.",
+                          reason=Reason.LABELS_UNREADABLE, path=path) from None
     return parse_labels(text)
 
 
@@ -54,17 +55,17 @@ def fit_labels(labels: dict[int, str], classes: int, source: str) -> list[str]:
     (COCO). Anything else that does not fit is an error.
     """
     if not labels:
-        raise LabelsError(f"The label file {source} is empty: pass a file with one label per line.")
+        raise LabelsError(f"The label file {source} is empty", "pass a file with one label per line",
+                          Reason.LABELS_EMPTY, path=source)
     dense = sorted(labels) == list(range(len(labels)))
     if max(labels) < classes:
         if len(labels) == classes or not dense:
             return [labels.get(i, str(i)) for i in range(classes)]
         if len(labels) == classes - 1:
             return ["background", *(labels[i] for i in range(classes - 1))]
-    raise LabelsError(
-        f"The label file {source} has {len(labels)} labels but the model has {classes} classes: "
-        "pass the label file that belongs to this model."
-    )
+    raise LabelsError(f"The label file {source} has {len(labels)} labels but the model has {classes} classes",
+                      "pass the label file that belongs to this model", Reason.LABELS_MISMATCH,
+                      path=source, labels=len(labels), classes=classes)
 
 
 def labels_from_model(files: dict[str, bytes], classes: int) -> list[str] | None:
@@ -86,8 +87,9 @@ def check_against(labels: dict[int, str], reference: dict[int, str] | None, sour
     "background")."""
     if reference and abs(len(labels) - len(reference)) > 1:
         raise LabelsError(f"The label file {source} has {len(labels)} labels but the model's own "
-                          f"label file has {len(reference)}: pass the label file that belongs to "
-                          "this model, or none to use the model's.")
+                          f"label file has {len(reference)}", "pass the label file that belongs to "
+                          "this model, or none to use the model's", Reason.LABELS_MISMATCH,
+                          path=source, labels=len(labels), classes=len(reference))
 
 
 def first_label_map(files: dict[str, bytes]) -> dict[int, str] | None:

@@ -8,7 +8,7 @@ import zipfile
 from io import BytesIO
 from pathlib import Path
 
-from bredos_npu.errors import ModelError
+from bredos_npu.errors import ModelError, Reason
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -17,20 +17,22 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes after checking it exists and carries the TFLite identifier."""
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"Model file not found: {path}: check the path, or name a model from "
-                         "`bredos-npu models list`.")
+        raise ModelError(f"Model file not found: {path}", "check the path, or name a model of the zoo",
+                         Reason.MODEL_NOT_FOUND, path=path)
     if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a model: pass a .tflite file.")
+        raise ModelError(f"{path} is a folder, not a model", "pass a .tflite file", Reason.MODEL_IS_FOLDER,
+                         path=path)
     try:
         content = path.read_bytes()
     except PermissionError:
-        raise ModelError(f"Cannot read model {path}: permission denied.") from None
+        raise ModelError(f"Cannot read model {path}: permission denied.", reason=Reason.MODEL_UNREADABLE,
+                         path=path) from None
     except OSError as exc:
-        raise ModelError(f"Cannot read model {path}: {exc.strerror or exc}.") from None
+        raise ModelError(f"Cannot read model {path}: {exc.strerror or exc}.",
+                         reason=Reason.MODEL_UNREADABLE, path=path) from None
     if content[4:8] != FILE_IDENTIFIER:
-        raise ModelError(
-            f"{path} is not a TensorFlow Lite model (no 'TFL3' identifier): pass a .tflite file."
-        )
+        raise ModelError(f"{path} is not a TensorFlow Lite model (no 'TFL3' identifier)",
+                         "pass a .tflite file", Reason.NOT_TFLITE, path=path)
     return content
 
 
@@ -40,15 +42,13 @@ def explain_load_failure(path: str | os.PathLike[str], message: str) -> ModelErr
     if custom:
         return ModelError(
             f"{path} uses the custom operator '{custom.group(1)}', which this TFLite runtime does "
-            "not provide: use a model made of builtin operators."
-        )
+            "not provide", "use a model made of builtin operators", Reason.CUSTOM_OP, path=path,
+            op=custom.group(1))
     if "Flatbuffer" in message or "flatbuffer" in message:
-        return ModelError(
-            f"{path} is truncated or corrupt (its TFLite flatbuffer does not verify): "
-            "download or export it again."
-        )
+        return ModelError(f"{path} is truncated or corrupt (its TFLite flatbuffer does not verify)",
+                          "download or export it again", Reason.MODEL_CORRUPT, path=path)
     first_line = message.strip().splitlines()[0].rstrip(".") if message.strip() else "unknown error"
-    return ModelError(f"TFLite cannot load {path}: {first_line}.")
+    return ModelError(f"TFLite cannot load {path}: {first_line}.", reason=Reason.MODEL_LOAD_FAILED, path=path)
 
 
 def embedded_files(content: bytes) -> dict[str, bytes]:

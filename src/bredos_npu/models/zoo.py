@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bredos_npu.errors import DownloadError, ModelError
+from bredos_npu.errors import DownloadError, ModelError, Reason
 from bredos_npu.models import bundled
 from bredos_npu.models.integrity import Integrity, Progress
 from bredos_npu.models.tflite_file import read_model_bytes
@@ -85,8 +85,8 @@ def _manifest() -> dict[str, Any]:
 def _mirror() -> str | None:
     mirror = os.environ.get(BASE_URL_ENV) or None
     if mirror and not mirror.startswith(("http://", "https://")):
-        raise DownloadError(f"{BASE_URL_ENV}={mirror!r} is not an http(s) URL: set it to the "
-                            "mirror's base URL, e.g. http://host/models/.")
+        raise DownloadError(f"{BASE_URL_ENV}={mirror!r} is not an http(s) URL", "set it to the "
+                            "mirror's base URL, e.g. http://host/models/", Reason.BAD_MIRROR, url=mirror)
     return mirror
 
 
@@ -122,7 +122,8 @@ def get(name: str) -> ZooModel:
         return _builtin(name)
     imports = _imports()
     if name not in imports:
-        raise ModelError(f"Unknown model {name!r}: see `bredos-npu models list` for the names.")
+        raise ModelError(f"Unknown model {name!r}", "bredos_npu.models.zoo.models() lists the names",
+                         Reason.UNKNOWN_MODEL_NAME, name=name)
     return ZooModel(**{**imports[name], "file": None})
 
 
@@ -179,8 +180,9 @@ def _fetch(item: ZooFile, progress: Progress | None) -> Path:
     if target.is_file():
         return target
     if offline():
-        raise ModelError(f"{item.name} is not in the cache and offline mode is on: run "
-                         f"`bredos-npu models pull` on a connected machine, or copy the file to {target}.")
+        raise ModelError(f"{item.name} is not in the cache and offline mode is on",
+                         f"pull it on a connected machine, or copy the file to {target}", Reason.OFFLINE,
+                         name=item.name, path=target)
     _make_cache(target.parent)
     from bredos_npu.models.download import download  # urllib and friends only when needed
 
@@ -191,8 +193,9 @@ def _make_cache(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}: set "
-                            f"{CACHE_ENV} to a writable folder.") from None
+        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}",
+                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
+                            path=folder) from None
 
 
 def pull(name: str, progress: Progress | None = None) -> Path:
@@ -239,7 +242,8 @@ def remove(name: str) -> list[Path]:
     """Delete the model's cached files (and forget an import); the paths removed."""
     model = get(name)
     if model.file is not None and model.file.bundled:
-        raise ModelError(f"{name} is bundled with bredos-npu and cannot be removed.")
+        raise ModelError(f"{name} is bundled with bredos-npu and cannot be removed.",
+                         reason=Reason.BUNDLED_MODEL, name=name)
     removed = []
     for path in (local_path(model), Path(model.imported_labels) if model.imported_labels else None):
         if path is not None and path.is_file():
@@ -263,8 +267,9 @@ def _imports() -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise DownloadError(f"Cannot use the model cache {path.parent}: {error.strerror or error}: "
-                            f"set {CACHE_ENV} to a writable folder.") from None
+        raise DownloadError(f"Cannot use the model cache {path.parent}: {error.strerror or error}",
+                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
+                            path=path.parent) from None
     try:
         imports = json.loads(text)
         fields = set(ZooModel.__dataclass_fields__) - {"file"}
@@ -273,7 +278,8 @@ def _imports() -> dict[str, dict[str, Any]]:
             raise ValueError("unexpected layout")
     except ValueError:
         raise DownloadError(f"{path} is corrupt: fix or delete it (the imported models' files stay "
-                            f"in {path.parent / 'imported'}).") from None
+                            f"in {path.parent / 'imported'}).", reason=Reason.CACHE_CORRUPT,
+                            path=path) from None
     return imports
 
 
@@ -289,12 +295,14 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     if task not in TASKS:
         raise ModelError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
     if not VALID_NAME.fullmatch(name):
-        raise ModelError(f"{name!r} is not a usable model name: use letters, digits, '.', '_' and "
-                         "'-', starting with a letter or digit.")
+        raise ModelError(f"{name!r} is not a usable model name", "use letters, digits, '.', '_' and "
+                         "'-', starting with a letter or digit", Reason.BAD_NAME, name=name)
     if name in _manifest()["models"]:
-        raise ModelError(f"{name} is a built-in zoo model: choose another name for the import.")
+        raise ModelError(f"{name} is a built-in zoo model", "choose another name for the import",
+                         Reason.BUILTIN_NAME, name=name)
     if name in _imports() and not force:
-        raise ModelError(f"A model named {name} was imported already: pass --force to replace it.")
+        raise ModelError(f"A model named {name} was imported already", "pass force=True to replace it",
+                         Reason.NAME_TAKEN, name=name)
     read_model_bytes(source)  # a clear error for a missing or non-TFLite file
     if labels is not None:
         from bredos_npu.models.labels import read_label_file

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bredos_npu.cstderr import capture_native_stderr
-from bredos_npu.errors import BackendError
+from bredos_npu.errors import BackendError, Reason
 from bredos_npu.runtime.litert import Runtime
 from bredos_npu.system import soc
 from bredos_npu.system.device import ACCEL_NODE, accel_nodes
@@ -14,7 +14,6 @@ from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadabl
 from bredos_npu.system.root import SystemRoot
 
 BACKENDS = ("auto", "npu", "cpu")
-DOCTOR_HINT = "run `bredos-npu doctor` for details"
 FLOAT_MODEL_REASON = (
     "the model is float (not quantized): Teflon is meant for quantized uint8 models and its "
     "rocket driver does not reject float convolutions, so running them on the NPU is unsafe"
@@ -39,7 +38,9 @@ def npu_hazards(model_path: Path, backend: str) -> list[str]:
         others = f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""
         verb = "would crash" if hazard.level == CRASH else "would compute wrong results"
         raise BackendError(f"NPU not used: Mesa's rocket driver {verb} on this model (op {index}: "
-                           f"{hazard}{others}; see `bredos-npu inspect`); run it on the CPU.")
+                           f"{hazard}{others})", "run it on the CPU",
+                           Reason.WOULD_CRASH if hazard.level == CRASH else Reason.WRONG_RESULTS,
+                           op=index, hazard=str(hazard), path=model_path)
     return [f"op {i}: {h}" for i, h in inspection.hazards_at(WRONG, UNVERIFIED)]
 
 
@@ -47,7 +48,7 @@ class NpuPlan(NamedTuple):
     """The delegate library to load, or why the NPU cannot be used (``reason``)."""
 
     library: LibraryChoice
-    reason: str | None
+    reason: BackendError | None
 
 
 def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
@@ -59,21 +60,24 @@ def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
     choice = find_teflon(root, delegate)
     if choice.origin != "search":
         if choice.path is None or not choice.path.is_file():
-            missing = f"the delegate library {choice.path} (from {choice.origin}) does not exist"
-            return NpuPlan(choice, missing)
+            return NpuPlan(choice, BackendError(
+                f"NPU not available: the delegate library {choice.path} does not exist",
+                "pass the path of Mesa's libteflon.so", Reason.DELEGATE_MISSING,
+                library=choice.path, origin=choice.origin))
         return NpuPlan(choice, None)
     if not accel_nodes(root) and soc.rk3588_variant(soc.read_compatible(root)) is None:
-        return NpuPlan(choice, "this is not an RK3588 board, which has the NPU this tool drives "
-                               f"({DOCTOR_HINT})")
+        return NpuPlan(choice, BackendError(
+            "NPU not available: this is not an RK3588 board, which has the NPU this tool drives",
+            reason=Reason.NOT_RK3588))
     if not accel_nodes(root):
-        return NpuPlan(choice, f"no NPU device node {ACCEL_NODE} (load the driver with "
-                               f"`sudo modprobe rocket`; {DOCTOR_HINT})")
+        return NpuPlan(choice, BackendError(
+            f"NPU not available: no NPU device node {ACCEL_NODE}",
+            "load the driver with `sudo modprobe rocket`", Reason.NO_DEVICE_NODE, device=ACCEL_NODE))
     if choice.path is None:
-        return NpuPlan(
-            choice,
-            f"Mesa's Teflon delegate was not found (looked in {', '.join(TEFLON_PATHS)}): install "
-            "it with `sudo pacman -Syu mesa` or pass --delegate PATH",
-        )
+        return NpuPlan(choice, BackendError(
+            f"NPU not available: Mesa's Teflon delegate was not found (looked in {', '.join(TEFLON_PATHS)})",
+            "install it with `sudo pacman -Syu mesa` or pass the path of a delegate library",
+            Reason.NO_TEFLON, searched=TEFLON_PATHS))
     return NpuPlan(choice, None)
 
 
@@ -82,12 +86,11 @@ def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) 
     # Checked first: the runtime's half-built Delegate object raises again from __del__ otherwise.
     loadable = check_loadable(Path(library))
     if not loadable.loadable:
-        raise BackendError(f"Cannot load the delegate library {library} ({loadable.error}): pass "
-                           f"Mesa's libteflon.so; {DOCTOR_HINT}.")
+        raise BackendError(f"Cannot load the delegate library {library} ({loadable.error})",
+                           "pass Mesa's libteflon.so", Reason.DELEGATE_NOT_LOADABLE, library=library)
     if not loadable.has_entry_points:
-        raise BackendError(
-            f"{library} is not a TFLite external delegate ({loadable.error}): pass Mesa's libteflon.so."
-        )
+        raise BackendError(f"{library} is not a TFLite external delegate ({loadable.error})",
+                           "pass Mesa's libteflon.so", Reason.NOT_A_DELEGATE, library=library)
     message = ""
     with capture_native_stderr(enabled=not debug) as native:
         try:
@@ -100,5 +103,5 @@ def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) 
     # itself prints "Couldn't open kernel device" on fd 2, which we captured.
     said = [line for line in message.splitlines()[1:] if line.strip()] + native.lines()
     detail = f" (it said: {'; '.join(said)})" if said else ""
-    raise BackendError(f"NPU not available: the delegate {library} returned no delegate{detail}: "
-                       f"{DOCTOR_HINT}.")
+    raise BackendError(f"NPU not available: the delegate {library} returned no delegate{detail}",
+                       reason=Reason.NO_DELEGATE, library=library, said=said)

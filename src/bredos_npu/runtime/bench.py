@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bredos_npu.errors import BackendError, UsageError
+from bredos_npu.errors import BackendError, Reason, UsageError
 from bredos_npu.runtime.model import BackendInfo, Model, load
 from bredos_npu.runtime.stats import LatencyStats, latency_stats
 from bredos_npu.system.cpu import plan_threads
@@ -30,7 +30,7 @@ class BackendRun:
     """What one backend did; ``error`` set (and no figures) when it is not available here."""
 
     backend: str
-    error: str | None = None
+    error: BackendError | None = None
     info: BackendInfo | None = None
     init_ms: float = 0.0
     first_ms: float = 0.0
@@ -98,14 +98,16 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
     try:
         model = load(path, backend, delegate=delegate, threads=threads)
     except BackendError as why:
-        return BackendRun(backend, error=str(why))
+        return BackendRun(backend, error=why)
     if backend == "npu" and not model.backend.npu_node_indices:
-        return BackendRun(backend, error=f"the delegate {model.backend.delegate} took none of this "
-                          "model's operators, so nothing would run on the NPU (see `bredos-npu inspect`).")
+        return BackendRun(backend, error=BackendError(
+            f"the delegate {model.backend.delegate} took none of this model's operators, so nothing "
+            "would run on the NPU", reason=Reason.DELEGATE_TOOK_NOTHING, library=model.backend.delegate))
     run = BackendRun(backend, info=model.backend, init_ms=(time.perf_counter() - started) * 1e3)
     if image is not None and len(model.inputs) != 1:
-        raise UsageError(f"--image needs a model with one image input; {model.path.name} has "
-                         f"{len(model.inputs)} inputs (leave --image out to use random inputs).")
+        raise UsageError(f"image needs a model with one image input; {model.path.name} has "
+                         f"{len(model.inputs)} inputs", "leave image out to use random inputs",
+                         Reason.BAD_VALUE, option="image")
     tensors = [model.preprocess(image)] if image is not None else random_inputs(model)
     run.first_ms = timed_invoke(model, tensors)
     run.warmup_ms = [timed_invoke(model, tensors) for _ in range(warmup)]
@@ -148,6 +150,6 @@ def run_parallel(model: Model, tensors: list[np.ndarray], interpreters: int, run
         errors = [f.exception() for f in futures if f.exception() is not None]
         seconds = time.perf_counter() - started
     if errors:
-        raise BackendError(f"A parallel interpreter failed: {errors[0]}.")
+        raise BackendError(f"A parallel interpreter failed: {errors[0]}.", reason=Reason.PARALLEL_FAILED)
     return ParallelRun(interpreters, sum(f.result() for f in futures), seconds, single.per_second,
                        models[0].backend.threads)

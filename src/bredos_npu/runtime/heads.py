@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import ModelError
+from bredos_npu.errors import ModelError, Reason
 from bredos_npu.tasks.classify import is_score_vector
 from bredos_npu.tasks.detect import Detection, DetectionOutputs, OutputShape, identify_outputs, to_detections
 from bredos_npu.tasks.pose import KEYPOINTS, Keypoint, to_keypoints
@@ -51,14 +51,16 @@ def guess_task(model: Model) -> str | None:
 def wrong_task(model: Model, task: str, what: str) -> ModelError:
     """'X is not <what> (outputs ...)', with the command that fits the model when there is one."""
     fits = guess_task(model)
-    hint = f": it looks made for `bredos-npu {fits}`" if fits and fits != task else ""
-    return ModelError(f"{model.path} is not {what} (outputs {_shapes(model)}){hint}.")
+    fits = fits if fits != task else None
+    return ModelError(f"{model.path} is not {what} (outputs {_shapes(model)})",
+                      f"it looks made for the {fits} task" if fits else None, Reason.WRONG_TASK,
+                      path=model.path, task=task, fits=fits)
 
 
 def require_single_input(model: Model, task: str) -> None:
     if len(model.inputs) != 1:
         raise ModelError(f"{model.path} has {len(model.inputs)} inputs: {task} needs a model with "
-                         "one image input.")
+                         "one image input.", reason=Reason.WRONG_TASK, path=model.path, task=task, fits=None)
 
 
 def detection_outputs(model: Model, values: list[np.ndarray] | None = None) -> DetectionOutputs:

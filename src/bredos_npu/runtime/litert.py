@@ -7,7 +7,7 @@ import importlib.metadata
 from functools import cache
 from typing import Any, NamedTuple
 
-from bredos_npu.errors import RuntimeMissingError
+from bredos_npu.errors import Reason, RuntimeMissingError
 
 INSTALL_HINT = "pip install ai-edge-litert"
 
@@ -55,9 +55,9 @@ def find_runtime() -> Runtime:
         return Runtime(module_name.split(".")[0], _version(distributions), module.Interpreter,
                        load_delegate)
     raise RuntimeMissingError(
-        f"No TensorFlow Lite runtime is installed: run `{INSTALL_HINT}` "
-        "(wheels for CPython 3.11-3.14 on aarch64)."
-    )
+        "No TensorFlow Lite runtime is installed",
+        f"run `{INSTALL_HINT}` (wheels for CPython 3.11-3.14 on aarch64)", Reason.MISSING_PACKAGE,
+        package="ai-edge-litert")
 
 
 def describe_runtime() -> Runtime | None:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.cstderr import capture_native_stderr
-from bredos_npu.errors import BackendError, ModelError, UsageError
+from bredos_npu.errors import BackendError, ModelError, Reason, UsageError
 from bredos_npu.models import bundled, zoo
 from bredos_npu.models.integrity import Progress
 from bredos_npu.models.labels import (
@@ -56,7 +56,8 @@ class BackendInfo:
 
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
     external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
-    are pinned to (empty: not pinned). fallback_reason: why "auto" did not use the NPU.
+    are pinned to (empty: not pinned). fallback: why "auto" did not use the NPU, as the
+    BackendError that ``backend="npu"`` would have raised (its ``reason`` says which case).
     npu_node_indices: the model's operator indices that the NPU delegate took. hazards: what
     inspect predicts may differ from the CPU on the NPU ("op 3: ..."), when the NPU is used.
     """
@@ -66,11 +67,15 @@ class BackendInfo:
     delegate: str | None
     threads: int
     cpus: tuple[int, ...]
-    cpu_reason: str
-    fallback_reason: str | None
+    fallback: BackendError | None
     nodes: NodeSummary
     npu_node_indices: tuple[int, ...] = ()
     hazards: tuple[str, ...] = ()
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """The fallback as one sentence (without its final full stop), or None."""
+        return self.fallback.fact if self.fallback else None
 
 
 class Timings(NamedTuple):
@@ -182,7 +187,8 @@ class Model:
         if channels not in (1, 3) or len(spec.shape) not in (3, 4):
             shown = "x".join(map(str, spec.shape))
             raise ModelError(f"{self.path} takes an input of shape {shown}, not an image (expected "
-                             "1xHxWx3 or 1xHxWx1, channels last).")
+                             "1xHxWx3 or 1xHxWx1, channels last).", reason=Reason.NOT_AN_IMAGE_MODEL,
+                             path=self.path, shape=spec.shape)
         if isinstance(image, np.ndarray) and image.shape == (height, width, channels) \
                 and image.dtype == np.uint8:
             pixels, size = image, (width, height)  # a frame already at the input size: no PIL copy
@@ -324,13 +330,15 @@ def load(
     download_progress: called with (bytes, total) while a zoo model downloads.
     """
     if backend not in BACKENDS:
-        raise BackendError(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+        raise BackendError(f"Unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}",
+                           Reason.UNKNOWN_BACKEND, backend=backend)
     if threads is not None and threads < 1:
-        raise UsageError(f"threads must be 1 or more, not {threads}.")
+        raise UsageError(f"threads must be 1 or more, not {threads}.", reason=Reason.BAD_VALUE,
+                         option="threads", value=threads)
     if (std is not None and (not math.isfinite(std) or std == 0)) or \
             (mean is not None and not math.isfinite(mean)):
-        raise UsageError("--input-mean must be a finite number and --input-std a finite number "
-                         "other than 0.")
+        raise UsageError("mean must be a finite number and std a finite number other than 0.",
+                         reason=Reason.BAD_VALUE, option="mean/std", value=(mean, std))
     started = time.perf_counter()
     model_path = bundled.default_model()
     if path is not None:
@@ -354,17 +362,18 @@ def load(
         except BackendError as why:
             if backend == "npu":
                 raise
-            fallback, library, hazards = str(why), None, []
+            fallback, library, hazards = why, None, []
     after_delegate = len(interpreter._get_ops_details())
     _allocate(interpreter, model_path, cpu, debug)
     live_ops = interpreter._get_ops_details()
     nodes = summarise(live_ops, len(ops), after_delegate)
     npu_nodes = taken_nodes(live_ops, range(len(ops), after_delegate), len(ops))
     if library and not npu_nodes and backend == "auto":
-        fallback, library = (f"NPU not used: the delegate {library} took none of this model's "
-                             "operators (see `bredos-npu inspect`)"), None
+        fallback, library = BackendError(
+            f"NPU not used: the delegate {library} took none of this model's operators",
+            reason=Reason.DELEGATE_TOOK_NOTHING, library=library), None
     info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
-                       cpu.reason, fallback, nodes, tuple(sorted(npu_nodes)),
+                       fallback, nodes, tuple(sorted(npu_nodes)),
                        tuple(hazards) if library else ())
     names, label_map = _labels(labels, content, _classifier_classes(interpreter),
                                _segmentation_classes(interpreter))
@@ -381,10 +390,11 @@ def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool, mo
                  backend: str) -> tuple[str, list[str]]:
     """The delegate library to load and the hazards to warn about, or BackendError saying why not."""
     if float_model:
-        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}; run it on the CPU.")
+        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}", "run it on the CPU",
+                           Reason.FLOAT_MODEL, path=model_path)
     plan = plan_npu(system, delegate)
     if plan.reason:
-        raise BackendError(f"NPU not available: {plan.reason}.")
+        raise plan.reason
     return str(plan.library.path), npu_hazards(model_path, backend)
 
 
@@ -400,7 +410,8 @@ def _interpreter(runtime: Runtime, path: Path, content: bytes, cpu: CpuPlan,
     message = f"{failure}\n{native.text}"
     if delegates and "custom op" not in message:
         raise BackendError(f"The NPU delegate could not take the model {path}: "
-                           f"{message.strip().splitlines()[0]}.")
+                           f"{message.strip().splitlines()[0]}.", reason=Reason.DELEGATE_REFUSED_MODEL,
+                           path=path)
     raise explain_load_failure(path, message)
 
 
@@ -425,12 +436,14 @@ def _classifier_classes(interpreter: Any) -> int | None:
 
 def _check_top_k(top_k: int) -> None:
     if top_k < 1:
-        raise UsageError(f"top_k must be 1 or more, not {top_k}.")
+        raise UsageError(f"top_k must be 1 or more, not {top_k}.", reason=Reason.BAD_VALUE,
+                         option="top_k", value=top_k)
 
 
 def _check_threshold(threshold: float) -> None:
     if not 0.0 <= threshold <= 1.0:  # also false for NaN
-        raise UsageError(f"threshold must be between 0 and 1, not {threshold}.")
+        raise UsageError(f"threshold must be between 0 and 1, not {threshold}.", reason=Reason.BAD_VALUE,
+                         option="threshold", value=threshold)
 
 
 def _segmentation_classes(interpreter: Any) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import ImageError, UsageError
+from bredos_npu.errors import ImageError, Reason, UsageError
 
 
 class Result(NamedTuple):
@@ -71,7 +71,8 @@ def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], 
                  parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
     """Yield ``task(model, model.prepare(source))`` for each source, in input order."""
     if parallel < 1 or (decoders is not None and decoders < 1):
-        raise UsageError(f"parallel and decoders must be 1 or more, not {parallel} and {decoders}.")
+        raise UsageError(f"parallel and decoders must be 1 or more, not {parallel} and {decoders}.",
+                         reason=Reason.BAD_VALUE, option="parallel", value=(parallel, decoders))
     decoders = decoders or default_decoders()
     models: queue.SimpleQueue[Any] = queue.SimpleQueue()
     for worker in model.workers(parallel):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bredos_npu.errors import ImageError
+from bredos_npu.errors import ImageError, Reason
 
 ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -30,12 +30,13 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
         return to_rgb(ImageOps.exif_transpose(source))
     if not isinstance(source, (str, os.PathLike)):
         raise ImageError(f"An image must be a path, a PIL image or a uint8 array, not "
-                         f"{type(source).__name__}.")
+                         f"{type(source).__name__}.", reason=Reason.BAD_IMAGE_TYPE)
     path = Path(source)
     if not path.exists():
-        raise ImageError(f"Image not found: {path}: check the path.")
+        raise ImageError(f"Image not found: {path}", "check the path", Reason.IMAGE_NOT_FOUND, path=path)
     if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image: pass image files.")
+        raise ImageError(f"{path} is a folder, not an image", "pass image files", Reason.IMAGE_IS_FOLDER,
+                         path=path)
     try:
         with warnings.catch_warnings(), Image.open(path) as image:
             # Large camera photos are normal here; Pillow's bomb warning is meant for servers.
@@ -46,16 +47,17 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
             image.load()
             return to_rgb(ImageOps.exif_transpose(image))
     except PermissionError:
-        raise ImageError(f"Cannot read image {path}: permission denied.") from None
+        raise ImageError(f"Cannot read image {path}: permission denied.", reason=Reason.IMAGE_UNREADABLE,
+                         path=path) from None
     except UnidentifiedImageError:
-        raise ImageError(
-            f"{path} is not an image Pillow can read (corrupt or unsupported format): "
-            "use a JPEG, PNG or BMP file."
-        ) from None
+        raise ImageError(f"{path} is not an image Pillow can read (corrupt or unsupported format)",
+                         "use a JPEG, PNG or BMP file", Reason.NOT_AN_IMAGE, path=path) from None
     except Image.DecompressionBombError:
-        raise ImageError(f"Image {path} is too large to decode safely: scale it down first.") from None
+        raise ImageError(f"Image {path} is too large to decode safely", "scale it down first",
+                         Reason.IMAGE_TOO_LARGE, path=path) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"Image {path} is truncated or corrupt ({exc}): use an intact copy.") from None
+        raise ImageError(f"Image {path} is truncated or corrupt ({exc})", "use an intact copy",
+                         Reason.IMAGE_CORRUPT, path=path) from None
 
 
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -83,7 +85,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
     channels_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))
     if array.dtype != np.uint8 or not channels_ok or array.size == 0:
         raise ImageError(f"An image array must be HxW, HxWx1, HxWx3 or HxWx4 uint8, got {array.dtype} "
-                         f"with shape {array.shape}.")
+                         f"with shape {array.shape}.", reason=Reason.BAD_IMAGE_TYPE)
     return Image.fromarray(array).convert("RGB")
 
 

@@ -155,9 +155,9 @@ def advise(inspection: Inspection, graph: Graph) -> list[str]:
                          and any("int8 data" in h for h in op.hazards)]
     if int8_convolutions:
         advice.append("int8 convolutions are claimed but rocket computes as uint8 and Mesa only "
-                      "validates uint8: compare NPU results against --backend cpu.")
+                      "validates uint8: compare NPU results against the CPU backend.")
     if any(h == ADD_CRASH for _, h in inspection.hazards):
-        advice.append("Some ADDs would crash Mesa when offloaded: run this model with --backend cpu "
+        advice.append("Some ADDs would crash Mesa when offloaded: run this model on the CPU backend "
                       "until Mesa handles them.")
     if inspection.partitions > 3:
         splitters = sorted({graph.ops[n].name for s in inspection.subsets if not s.delegated

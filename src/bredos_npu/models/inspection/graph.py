@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import ModelError, RuntimeMissingError
+from bredos_npu.errors import ModelError, Reason, RuntimeMissingError
 
 SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
 
@@ -42,8 +42,9 @@ def schema() -> Any:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise RuntimeMissingError("Reading .tflite files needs the TFLite schema: run "
-                              "`pip install ai-edge-litert`.")
+    raise RuntimeMissingError("Reading .tflite files needs the TFLite schema",
+                              "run `pip install ai-edge-litert`", Reason.MISSING_PACKAGE,
+                              package="ai-edge-litert")
 
 
 def _enum_names(enum_class: Any) -> dict[int, str]:
@@ -119,8 +120,8 @@ def parse(content: bytes, source: str | Path = "model") -> Graph:
     try:
         return _parse(content)
     except (IndexError, struct.error, ValueError, TypeError, AttributeError, OverflowError):
-        raise ModelError(f"{source} is truncated or corrupt (its TFLite flatbuffer cannot be read): "
-                         "download or export it again.") from None
+        raise ModelError(f"{source} is truncated or corrupt (its TFLite flatbuffer cannot be read)",
+                         "download or export it again", Reason.MODEL_CORRUPT, path=source) from None
 
 
 def _parse(content: bytes) -> Graph:
