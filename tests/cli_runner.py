@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from typing import NamedTuple
 
 import pytest
@@ -22,3 +26,18 @@ def run_cli(capfd: pytest.CaptureFixture[str], *args: str) -> Outcome:
     out, err = capfd.readouterr()
     code = stopped.value.code
     return Outcome(code if isinstance(code, int) else 0, out, err)
+
+
+def run_child(*args: object, unprivileged: bool = False, timeout: float = 60
+              ) -> subprocess.CompletedProcess[str]:
+    """``bredos-npu ARGS`` in a child process with a deadline.
+
+    unprivileged: as root, run it without the capabilities that let root ignore file modes, so
+    that ``chmod 0`` really denies reading (as it does for any other user).
+    """
+    command = [sys.executable, "-m", "bredos_npu", *map(str, args)]
+    if unprivileged and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to drop root's file-mode bypass"
+        command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)

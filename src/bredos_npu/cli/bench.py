@@ -21,7 +21,7 @@ def _backends(value: str) -> list[str]:
 
 
 @click.command()
-@click.argument("model", required=False, type=click.Path(dir_okay=True))
+@click.argument("model", required=False, type=click.Path(readable=False))
 @click.option("--backends", default="cpu,npu", show_default=True,
               help="Comma-separated backends to measure.")
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
@@ -31,7 +31,7 @@ def _backends(value: str) -> list[str]:
 @click.option("-t", "--threads", type=click.IntRange(min=1), help="CPU threads per interpreter.")
 @click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also run N interpreters on N threads and report aggregate throughput.")
-@click.option("--image", type=click.Path(dir_okay=True), help="Use this image as input (default: random).")
+@click.option("--image", type=click.Path(readable=False), help="Use this image as input (default: random).")
 @click.option("--delegate", metavar="PATH", help="NPU delegate library (default: libteflon.so).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--csv", "csv_path", metavar="FILE", help="Also write one row per backend to FILE.")

@@ -29,7 +29,7 @@ def _view() -> TaskView:
 
 
 @click.command()
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+@click.argument("images", nargs=-1, type=click.Path(readable=False))
 @model_options
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many classes to show.")

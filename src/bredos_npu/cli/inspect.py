@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=True))
+@click.argument("model", type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
 @click.option("--runtime", is_flag=True,
               help="Also load the model on the NPU and compare with the nodes Teflon really takes.")

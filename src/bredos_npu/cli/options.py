@@ -18,9 +18,9 @@ def model_options(command: Callable[..., Any], default: str = "the bundled Mobil
                   ) -> Callable[..., Any]:
     """--model, --labels, --backend, --delegate, --threads, --debug."""
     for option in reversed([
-        click.option("-m", "--model", type=click.Path(dir_okay=True),
+        click.option("-m", "--model", type=click.Path(readable=False),
                      help=f"A .tflite file or a zoo name (default: {default})."),
-        click.option("-l", "--labels", type=click.Path(dir_okay=True),
+        click.option("-l", "--labels", type=click.Path(readable=False),
                      help="Label file (default: the one embedded in the model)."),
         click.option("-b", "--backend", type=click.Choice(BACKENDS), default="auto",
                      show_default=True, help="npu: Teflon delegate; cpu: XNNPACK; auto: npu if it works."),
@@ -70,9 +70,9 @@ def warn_hazards(hazards: tuple[str, ...]) -> None:
 
 def given_inputs(images: tuple[str, ...]) -> int | None:
     """How many inputs were named, when they are all files (None when folders are involved)."""
-    from pathlib import Path
+    from bredos_npu.inputs import is_folder
 
-    return None if any(Path(i).is_dir() for i in images) else len(images)
+    return None if any(is_folder(i) for i in images) else len(images)
 
 
 def first_run_note(net: Any) -> str:

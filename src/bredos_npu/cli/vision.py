@@ -81,7 +81,7 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
 
 
 @click.command()
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+@click.argument("images", nargs=-1, type=click.Path(readable=False))
 @functools.partial(model_options, default=DEFAULT_MODELS["detect"])
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Minimum score of a detection.")
@@ -107,7 +107,7 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
     """A command for a task whose only options are the shared ones (segment, pose)."""
 
     @click.command(task, help=help_text)
-    @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
+    @click.argument("images", nargs=-1, type=click.Path(readable=False))
     @functools.partial(model_options, default=DEFAULT_MODELS[task])
     @output_option
     @batch_options

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from bredos_npu.errors import LabelsError, Reason
+from bredos_npu.inputs import LABELS, read_regular, shown
 
 _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
@@ -32,18 +32,13 @@ def parse_labels(text: str) -> dict[int, str]:
 
 
 def read_label_file(path: str | os.PathLike[str]) -> dict[int, str]:
-    path = Path(path)
+    content = read_regular(path, LABELS)
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except FileNotFoundError:
-        raise LabelsError(f"Label file not found: {path}", "check the path", Reason.LABELS_NOT_FOUND,
-                          path=path) from None
+        text = content.decode("utf-8", errors="strict")
     except UnicodeDecodeError:
-        raise LabelsError(f"{path} is not a text label file", "pass a UTF-8 file, one label per line",
-                          Reason.LABELS_NOT_TEXT, path=path) from None
-    except OSError as exc:
-        raise LabelsError(f"Cannot read label file {path}: {exc.strerror or exc}.",
-                          reason=Reason.LABELS_UNREADABLE, path=path) from None
+        raise LabelsError(f"{shown(path)} is not a text label file",
+                          "pass a UTF-8 file, one label per line", Reason.LABELS_NOT_TEXT,
+                          path=path) from None
     return parse_labels(text)
 
 

@@ -6,32 +6,18 @@ import os
 import re
 import zipfile
 from io import BytesIO
-from pathlib import Path
 
 from bredos_npu.errors import ModelError, Reason
+from bredos_npu.inputs import MODEL, read_regular, shown
 
 FILE_IDENTIFIER = b"TFL3"
 
 
 def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes after checking it exists and carries the TFLite identifier."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"Model file not found: {path}", "check the path, or name a model of the zoo",
-                         Reason.MODEL_NOT_FOUND, path=path)
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a model", "pass a .tflite file", Reason.MODEL_IS_FOLDER,
-                         path=path)
-    try:
-        content = path.read_bytes()
-    except PermissionError:
-        raise ModelError(f"Cannot read model {path}: permission denied.", reason=Reason.MODEL_UNREADABLE,
-                         path=path) from None
-    except OSError as exc:
-        raise ModelError(f"Cannot read model {path}: {exc.strerror or exc}.",
-                         reason=Reason.MODEL_UNREADABLE, path=path) from None
+    """The file's bytes after checking it is a regular file that carries the TFLite identifier."""
+    content = read_regular(path, MODEL)
     if content[4:8] != FILE_IDENTIFIER:
-        raise ModelError(f"{path} is not a TensorFlow Lite model (no 'TFL3' identifier)",
+        raise ModelError(f"{shown(path)} is not a TensorFlow Lite model (no 'TFL3' identifier)",
                          "pass a .tflite file", Reason.NOT_TFLITE, path=path)
     return content
 

@@ -228,7 +228,7 @@ def resolve(spec: str | os.PathLike[str], progress: Progress | None = None,
             with_labels: bool = True) -> Resolved:
     """A model file path as given, or a zoo name fetched into the cache when needed."""
     path = Path(spec)
-    if path.exists() or (str(spec) not in _manifest()["models"] and str(spec) not in _imports()):
+    if os.path.exists(spec) or (str(spec) not in _manifest()["models"] and str(spec) not in _imports()):
         return Resolved(path, None, None)
     model = get(str(spec))
     if model.file is not None and not model.imported_path:

@@ -43,7 +43,7 @@ from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.classify import Class, is_score_vector, to_probabilities
 from bredos_npu.tasks.classify import top_k as best_classes
 from bredos_npu.tasks.detect import Detection
-from bredos_npu.tasks.image import ImageSource, open_image, resize_for_input
+from bredos_npu.tasks.image import ImageSource, decode, resize_for_input
 from bredos_npu.tasks.pose import Keypoint
 from bredos_npu.tasks.quant import Quantization, dequantize, pixels_to_input
 
@@ -125,7 +125,8 @@ def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
 
 
 class Prepared(NamedTuple):
-    """An input tensor made from an image, with the image's original (width, height)."""
+    """An input tensor made from an image, with the (width, height) of the full-size, upright
+    (EXIF-rotated) original, in pixels: the frame every result is given in."""
 
     tensor: np.ndarray
     size: tuple[int, int]
@@ -193,8 +194,9 @@ class Model:
                 and image.dtype == np.uint8:
             pixels, size = image, (width, height)  # a frame already at the input size: no PIL copy
         else:
-            picture = open_image(image, (width, height))
-            pixels, size = resize_for_input(picture, width, height, channels), picture.size
+            # A large JPEG decodes at a reduced scale; results are given in the original's pixels.
+            picture, size = decode(image, (width, height))
+            pixels = resize_for_input(picture, width, height, channels)
         return Prepared(pixels_to_input(pixels, spec.dtype, spec.quant, self.mean, self.std), size)
 
     def preprocess(self, image: ImageSource) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.errors import ImageError, Reason, UsageError
+from bredos_npu.inputs import is_folder
 
 
 class Result(NamedTuple):
@@ -51,8 +52,8 @@ def expand_sources(paths: Iterable[str | os.PathLike[str]], recursive: bool = Fa
     """
     for given in paths:
         path = Path(given)
-        if not path.is_dir():
-            yield path
+        if not is_folder(path):
+            yield path  # whatever it is: a path that cannot be read is reported with the images
             continue
         for folder, subfolders, files in os.walk(path):
             subfolders.sort()

@@ -3,61 +3,84 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bredos_npu.errors import ImageError, Reason
+from bredos_npu.inputs import IMAGE, open_regular, shown
 
 ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray
+
+
+class Decoded(NamedTuple):
+    """A decoded upright RGB image and the (width, height) of the full-size upright original.
+
+    ``image`` may be smaller than ``size`` when a JPEG was decoded at a reduced scale; results
+    computed on it are mapped back to ``size``.
+    """
+
+    image: Image.Image
+    size: tuple[int, int]
 
 
 def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) -> Image.Image:
     """A fully decoded, upright RGB image from a path, a PIL image or an HxWx3 uint8 array.
 
     ``size_hint`` (width, height) lets JPEGs decode at a reduced scale that stays at least twice
-    that size: a large photo then decodes several times faster for the same resized result.
+    that size: a large photo then decodes several times faster for the same resized result (the
+    image returned is then smaller than the file's; :func:`decode` also gives the full size).
 
     EXIF orientation is applied (phone photos are stored sideways), palette, grey, RGBA and CMYK
     images become RGB. Raises ImageError with one sentence for missing, unreadable, corrupt or
-    truncated files.
+    truncated files, and for anything that is not a regular file (a FIFO would block forever).
     """
+    return decode(source, size_hint).image
+
+
+def decode(source: ImageSource, size_hint: tuple[int, int] | None = None) -> Decoded:
+    """Like :func:`open_image`, with the full size of the upright original (pixels)."""
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        image = _from_array(source)
+        return Decoded(image, image.size)
     if isinstance(source, Image.Image):
-        return to_rgb(ImageOps.exif_transpose(source))
+        image = to_rgb(ImageOps.exif_transpose(source))
+        return Decoded(image, image.size)
     if not isinstance(source, (str, os.PathLike)):
         raise ImageError(f"An image must be a path, a PIL image or a uint8 array, not "
                          f"{type(source).__name__}.", reason=Reason.BAD_IMAGE_TYPE)
     path = Path(source)
-    if not path.exists():
-        raise ImageError(f"Image not found: {path}", "check the path", Reason.IMAGE_NOT_FOUND, path=path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image", "pass image files", Reason.IMAGE_IS_FOLDER,
-                         path=path)
-    try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            # Large camera photos are normal here; Pillow's bomb warning is meant for servers.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if size_hint:
-                side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
-                image.draft("RGB", (side, side))
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
-    except PermissionError:
-        raise ImageError(f"Cannot read image {path}: permission denied.", reason=Reason.IMAGE_UNREADABLE,
-                         path=path) from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path} is not an image Pillow can read (corrupt or unsupported format)",
-                         "use a JPEG, PNG or BMP file", Reason.NOT_AN_IMAGE, path=path) from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"Image {path} is too large to decode safely", "scale it down first",
-                         Reason.IMAGE_TOO_LARGE, path=path) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"Image {path} is truncated or corrupt ({exc})", "use an intact copy",
-                         Reason.IMAGE_CORRUPT, path=path) from None
+    name = shown(path)
+    with open_regular(path, IMAGE) as file:
+        try:
+            with Image.open(file) as image:
+                stored = image.size  # before draft(): the full size in the file
+                if size_hint:
+                    side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
+                    image.draft("RGB", (side, side))
+                image.load()
+                decoded = image.size
+                upright = to_rgb(ImageOps.exif_transpose(image))
+        except UnidentifiedImageError:
+            raise ImageError(f"{name} is not an image Pillow can read (corrupt or unsupported "
+                             "format)", "use a JPEG, PNG or BMP file", Reason.NOT_AN_IMAGE,
+                             path=path) from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"Image {name} is too large to decode safely", "scale it down first",
+                             Reason.IMAGE_TOO_LARGE, path=path) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"Image {name} is truncated or corrupt ({one_line(str(exc))})",
+                             "use an intact copy", Reason.IMAGE_CORRUPT, path=path) from None
+    # EXIF rotation by 90 or 270 degrees swaps the sides (a square image looks the same).
+    turned = upright.size != decoded
+    return Decoded(upright, stored[::-1] if turned else stored)
+
+
+def one_line(text: str) -> str:
+    """A library's message squeezed onto one line."""
+    return " ".join(text.split())
 
 
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
