@@ -42,6 +42,8 @@ def _compile(source: Path, target: Path, *flags: str) -> Path:
 DELEGATES = {
     "passthrough": ("test_delegate.c", ()),  # claims no nodes
     "claiming": ("test_delegate.c", ("-DCLAIM_BUILTIN=22",)),  # takes every RESHAPE (builtin 22)
+    "wrong_results": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DSKIP_CLAIMED")),
+    "abort_on_invoke": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DABORT_ON_INVOKE")),
     "null": ("null.c", ()),  # returns NULL like Teflon without its device
     "not_a_delegate": ("not_a_delegate.c", ()),  # no entry points
 }

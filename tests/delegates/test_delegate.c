@@ -7,6 +7,10 @@
  *   claimed nodes with TFLite's own kernels (their registration's prepare/invoke). It stands in
  *   for Teflon taking part of a graph, so node accounting and --runtime comparison are exercised
  *   against a real interpreter.
+ * Report variants (tests/test_report.py): -DSKIP_CLAIMED leaves the claimed nodes' outputs
+ * unwritten (a delegate computing wrong results), -DABORT_ON_INVOKE aborts like a Mesa assert.
+ * With TEFLON_DEBUG=verbose every build prints Teflon's per-node lines (tfl_device.c
+ * PrepareDelegate's format), so the report's parser reads the same text it reads on a board.
  *
  * Only the long-stable prefixes of TFLite's C structs are declared (tensorflow/lite/core/c/
  * common.h): TfLiteContext up to ReplaceNodeSubsetsWithDelegateKernels, TfLiteRegistration up to
@@ -14,6 +18,7 @@
  * that fields added by newer TFLite versions read as "unset".
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,7 +137,33 @@ static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
 }
 
 static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
+#ifdef ABORT_ON_INVOKE
+    abort();
+#endif
+#ifdef SKIP_CLAIMED
+    (void)context;
+    (void)node;
+    return kTfLiteOk;
+#else
     return run_claimed(context, node, 1);
+#endif
+}
+
+static int verbose(void) {
+    const char *flags = getenv("TEFLON_DEBUG");
+    return flags != NULL && strstr(flags, "verbose") != NULL;
+}
+
+static const char *op_name(int32_t builtin_code) {
+    switch (builtin_code) {
+    case 0: return "ADD";
+    case 1: return "AVGPOOL";
+    case 3: return "CONV";
+    case 4: return "DWCONV";
+    case 22: return "RESHAPE";
+    case 25: return "SOFTMAX";
+    default: return "unknown";
+    }
 }
 
 static int prepared = 0;
@@ -150,7 +181,12 @@ static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
             free(claimed);
             return kTfLiteError;
         }
-        if (registration->builtin_code == CLAIM_BUILTIN)
+        int supported = registration->builtin_code == CLAIM_BUILTIN;
+        if (verbose())
+            fprintf(stderr, "%3d %-15s v%-2d %-11s in: out:\n", plan->data[i],
+                    op_name(registration->builtin_code), registration->version,
+                    supported ? "supported" : "unsupported");
+        if (supported)
             claimed->data[claimed->size++] = plan->data[i];
     }
     TfLiteRegistration kernel;

@@ -29,10 +29,10 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
 
 
 def _register() -> None:
-    from bredos_npu.cli import bench, classify, doctor, inspect, models, vision
+    from bredos_npu.cli import bench, classify, doctor, inspect, models, report, vision
 
     for command in (classify.classify, vision.detect, vision.segment, vision.pose, inspect.inspect,
-                    bench.bench, doctor.doctor, models.models):
+                    bench.bench, doctor.doctor, models.models, report.report):
         cli.add_command(command)
 
 

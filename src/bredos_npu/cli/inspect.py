@@ -15,9 +15,11 @@ import click
 @click.option("--plot", metavar="FILE.png", help="Draw the ops as bars (MACs), coloured by verdict.")
 @click.option("--delegate", metavar="PATH", help="Delegate library for --runtime.")
 @click.option("--force", is_flag=True, help="Overwrite the --plot file if it exists.")
+@click.option("--compare", "report_path", metavar="REPORT.json",
+              help="List the ops where the prediction differs from a board's `bredos-npu report`.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate: str | None,
-            force: bool, debug: bool) -> None:
+            force: bool, report_path: str | None, debug: bool) -> None:
     """Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.
 
     Per operator: type, shapes, dtypes, quantization, strides, dilation, padding, activation,
@@ -43,6 +45,9 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
         from bredos_npu.runtime.verify import verify_on_npu
 
         check = verify_on_npu(inspection, delegate)
+    if report_path:
+        _compare(inspection, report_path, as_json)
+        return
     if plot:
         from bredos_npu.plotting import plot_inspection
 
@@ -55,3 +60,27 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
         click.echo(render.runtime_check_text(check))
     if plot:
         click.echo(f"plot written to {plot}")
+
+
+def _compare(inspection: object, report_path: str, as_json: bool) -> None:
+    """Print every op where the prediction and the board's report disagree."""
+    from bredos_npu.errors import UsageError
+    from bredos_npu.models.inspection.compare import differences, report_entry
+
+    try:
+        with open(report_path, encoding="utf-8") as file:
+            report = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as why:
+        raise UsageError(f"Cannot read the report {report_path}: {why}.") from None
+    found = differences(inspection, report_entry(report, inspection.path.read_bytes()))
+    if as_json:
+        click.echo(json.dumps([d._asdict() for d in found], indent=2))
+        return
+    if not found:
+        click.echo(f"The prediction matches the board for every op of {inspection.path.name}.")
+        return
+    click.echo(f"{len(found)} op(s) where the prediction and the board differ:")
+    for d in found:
+        teflon = f" (Teflon: {d.teflon})" if d.teflon else ""
+        click.echo(f"  op {d.index:>3} {d.name:<20} predicted {d.predicted}, "
+                   f"board ran it on {d.actual}{teflon}")
