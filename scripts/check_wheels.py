@@ -2,7 +2,7 @@
 """Check that the runtime dependencies install as binary wheels on the boards we target.
 
 For each of CPython 3.11-3.14 on manylinux aarch64 (RK3588 boards: glibc 2.28 or newer), ask pip
-to resolve the dependency set of pyproject.toml (with the ``plot`` extra) as wheels only, as
+to resolve the dependency set of pyproject.toml (with the extras of EXTRAS) as wheels only, as
 `pip download` does for a board. Also resolves the oldest supported numpy (1.26) where it has
 wheels (3.11, 3.12).
 Exit status 0 when every combination resolves; otherwise prints pip's complaint and exits 1.
@@ -22,12 +22,15 @@ PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26_aarch64",
              "manylinux_2_24_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 OLDEST_NUMPY = ("numpy==1.26.*", ("3.11", "3.12"))
+# The extras users install on boards (``test`` is for development machines and CI only).
+EXTRAS = ("plot", "serve")
 
 
 def dependencies(pyproject: Path) -> list[str]:
-    """The runtime dependencies plus the optional ``plot`` extra users install on boards."""
+    """The runtime dependencies plus the extras users install on boards (EXTRAS)."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    return [*project["dependencies"], *project["optional-dependencies"]["plot"]]
+    extras = [r for name in EXTRAS for r in project["optional-dependencies"][name]]
+    return [*project["dependencies"], *extras]
 
 
 def resolve(requirements: list[str], python: str) -> tuple[bool, list[str], str]:

@@ -44,6 +44,7 @@ DELEGATES = {
     "claiming": ("test_delegate.c", ("-DCLAIM_BUILTIN=22",)),  # takes every RESHAPE (builtin 22)
     "wrong_results": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DSKIP_CLAIMED")),
     "abort_on_invoke": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DABORT_ON_INVOKE")),
+    "failing": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAIL_WHEN_ENV_FILE")),  # fails on demand
     "null": ("null.c", ()),  # returns NULL like Teflon without its device
     "not_a_delegate": ("not_a_delegate.c", ()),  # no entry points
 }

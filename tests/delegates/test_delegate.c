@@ -11,6 +11,8 @@
  * unwritten (a delegate computing wrong results), -DABORT_ON_INVOKE aborts like a Mesa assert.
  * With TEFLON_DEBUG=verbose every build prints Teflon's per-node lines (tfl_device.c
  * PrepareDelegate's format), so the report's parser reads the same text it reads on a board.
+ * - "failing" (-DCLAIM_BUILTIN=22 -DFAIL_WHEN_ENV_FILE): like "claiming", but invoke fails while
+ *   the file named by $BREDOS_TEST_DELEGATE_FAIL exists: a delegate that breaks during serving.
  *
  * Only the long-stable prefixes of TFLite's C structs are declared (tensorflow/lite/core/c/
  * common.h): TfLiteContext up to ReplaceNodeSubsetsWithDelegateKernels, TfLiteRegistration up to
@@ -136,7 +138,18 @@ static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
     return run_claimed(context, node, 0);
 }
 
+#ifdef FAIL_WHEN_ENV_FILE
+#include <unistd.h>
+static int asked_to_fail(void) {
+    const char *path = getenv("BREDOS_TEST_DELEGATE_FAIL");
+    return path != NULL && access(path, F_OK) == 0;
+}
+#else
+static int asked_to_fail(void) { return 0; }
+#endif
+
 static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
+    if (asked_to_fail()) return kTfLiteError;
 #ifdef ABORT_ON_INVOKE
     abort();
 #endif
