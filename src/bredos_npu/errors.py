@@ -63,6 +63,7 @@ class Reason(Enum):
     IMAGE_CORRUPT = "image_corrupt"
     BAD_IMAGE_TYPE = "bad_image_type"
     NO_IMAGES = "no_images"
+    FOLDER_UNREADABLE = "folder_unreadable"  # an input folder that cannot be listed
     # labels (data: path)
     LABELS_NOT_FOUND = "labels_not_found"
     LABELS_NOT_TEXT = "labels_not_text"
@@ -93,9 +94,13 @@ class Reason(Enum):
     OUTPUT_FOLDER_MISSING = "output_folder_missing"
     OUTPUT_FORMAT = "output_format"
     OUTPUT_WRITE_FAILED = "output_write_failed"
+    OUTPUT_NOT_REGULAR = "output_not_regular"  # a device, FIFO or socket (data: kind)
+    OUTPUT_CONFLICT = "output_conflict"  # created by someone else during the run (data: kept)
+    OUTPUT_NOT_RESUMABLE = "output_not_resumable"  # not a results file this command writes
     # downloads and the cache (data: url, path)
     CACHE_UNUSABLE = "cache_unusable"
     CACHE_CORRUPT = "cache_corrupt"
+    CACHE_LOCKED = "cache_locked"
     BAD_MIRROR = "bad_mirror"
     HTTP_ERROR = "http_error"
     NETWORK = "network"

@@ -38,17 +38,18 @@ def check_plot_path(path: str | os.PathLike[str], force: bool) -> Path:
     return target
 
 
-def save(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write the figure in the format its extension names, atomically (see check_plot_path)."""
+def save(figure: Any, path: str | os.PathLike[str], replace: bool = False) -> Path:
+    """Write the figure in the format its extension names, atomically (see check_plot_path);
+    over an existing file only with ``replace``."""
     target = Path(path)
-    with atomic_open(target, "wb") as out:
+    with atomic_open(target, "wb", replace) as out:
         figure.savefig(out, format=PLOT_FORMATS.get(target.suffix.lower(), "png"), dpi=120,
                        bbox_inches="tight")
     pyplot().close(figure)
     return target
 
 
-def plot_inspection(inspection: Any, path: str | os.PathLike[str]) -> Path:
+def plot_inspection(inspection: Any, path: str | os.PathLike[str], replace: bool = False) -> Path:
     """Ops in execution order as bars (height = MACs), coloured by verdict, NPU partitions shaded."""
     plt = pyplot()
     ops = inspection.ops
@@ -69,10 +70,10 @@ def plot_inspection(inspection: Any, path: str | os.PathLike[str]) -> Path:
     axes.set_xlim(-1, len(ops))
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (NPU_COLOUR, CPU_COLOUR, HAZARD_COLOUR)]
     axes.legend(handles, ["NPU", "CPU", "NPU with hazard"], loc="upper right", fontsize=8)
-    return save(figure, path)
+    return save(figure, path, replace)
 
 
-def plot_latencies(results: list[Any], path: str | os.PathLike[str]) -> Path:
+def plot_latencies(results: list[Any], path: str | os.PathLike[str], replace: bool = False) -> Path:
     """Box plots of each measured backend's latencies, side by side (ms)."""
     plt = pyplot()
     measured = [r for r in results if r.latencies_ms]
@@ -86,4 +87,4 @@ def plot_latencies(results: list[Any], path: str | os.PathLike[str]) -> Path:
     note = f" (not available: {', '.join(missing)})" if missing else ""
     axes.set_ylabel("latency per inference (ms)")
     axes.set_title(f"latency by backend{note}", fontsize=10)
-    return save(figure, path)
+    return save(figure, path, replace)

@@ -74,14 +74,14 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
     prediction = inspect_model(model or default_model()).summary
     rows = render.bench_rows(results)
     if csv_path:
-        with atomic_open(csv_path) as out:
+        with atomic_open(csv_path, replace=force) as out:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     if plot:
         from bredos_npu.plotting import plot_latencies
 
-        plot_latencies(results, plot)
+        plot_latencies(results, plot, replace=force)
     if as_json:
         click.echo(json.dumps({**render.bench_dict(results, model, image),
                                "teflon_prediction": prediction}, indent=2))

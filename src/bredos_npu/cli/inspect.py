@@ -51,7 +51,7 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
     if plot:
         from bredos_npu.plotting import plot_inspection
 
-        plot_inspection(inspection, plot)
+        plot_inspection(inspection, plot, replace=force)
     if as_json:
         click.echo(json.dumps(render.inspection_dict(inspection, check), indent=2))
         return

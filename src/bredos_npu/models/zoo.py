@@ -11,6 +11,9 @@ import json
 import os
 import re
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +33,8 @@ TASKS = ("classify", "detect", "segment", "pose")
 DEFAULT_MODELS = {"classify": "mobilenet-v2", "detect": "ssd-mobilenet-v1",
                   "segment": "deeplabv3-mnv2-dm05", "pose": "movenet-lightning"}
 IMPORTS_FILE = "imported.json"
+LOCK_FILE = ".lock"
+LOCK_WAIT_S = 60.0  # another import or remove holds the index this long at most in practice
 VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -244,6 +249,11 @@ def remove(name: str) -> list[Path]:
     if model.file is not None and model.file.bundled:
         raise ModelError(f"{name} is bundled with bredos-npu and cannot be removed.",
                          reason=Reason.BUNDLED_MODEL, name=name)
+    with index_lock():
+        return _remove(name, get(name))  # read again under the lock: another process may have changed it
+
+
+def _remove(name: str, model: ZooModel) -> list[Path]:
     removed = []
     for path in (local_path(model), Path(model.imported_labels) if model.imported_labels else None):
         if path is not None and path.is_file():
@@ -254,6 +264,37 @@ def remove(name: str) -> list[Path]:
         imports.pop(name, None)
         _save_imports(imports)
     return removed
+
+
+@contextmanager
+def index_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the cache's lock file (an fcntl lock, released by the kernel if the process dies)
+    while the imports index is read and rewritten; DownloadError after ``wait_s`` seconds."""
+    import fcntl
+
+    folder = cache_dir()
+    _make_cache(folder)
+    try:
+        handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}",
+                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
+                            path=folder) from None
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DownloadError(f"The model cache {folder} stayed locked by another process "
+                                        f"for {wait_s:.0f} s", "try again when it has finished",
+                                        Reason.CACHE_LOCKED, path=folder) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _imports_file() -> Path:
@@ -285,13 +326,17 @@ def _imports() -> dict[str, dict[str, Any]]:
 
 def _save_imports(imports: dict[str, dict[str, Any]]) -> None:
     _make_cache(_imports_file().parent)
-    with atomic_open(_imports_file()) as out:
+    with atomic_open(_imports_file(), replace=True) as out:
         json.dump(imports, out, indent=2)
 
 
 def import_model(source: str | os.PathLike[str], name: str, task: str = "classify",
                  labels: str | os.PathLike[str] | None = None, force: bool = False) -> ZooModel:
-    """Copy a local .tflite (and labels) into the cache under ``name``."""
+    """Copy a local .tflite (and labels) into the cache under ``name``.
+
+    Safe to run from several processes at once: the index is read, changed and written under
+    :func:`index_lock`, so no entry is lost and no copied file is left without one.
+    """
     if task not in TASKS:
         raise ModelError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
     if not VALID_NAME.fullmatch(name):
@@ -300,9 +345,6 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     if name in _manifest()["models"]:
         raise ModelError(f"{name} is a built-in zoo model", "choose another name for the import",
                          Reason.BUILTIN_NAME, name=name)
-    if name in _imports() and not force:
-        raise ModelError(f"A model named {name} was imported already", "pass force=True to replace it",
-                         Reason.NAME_TAKEN, name=name)
     read_model_bytes(source)  # a clear error for a missing or non-TFLite file
     if labels is not None:
         from bredos_npu.models.labels import read_label_file
@@ -310,17 +352,26 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
         read_label_file(labels)  # before anything is copied, so a bad file leaves nothing behind
     folder = cache_dir() / "imported"
     _make_cache(folder)
+    with index_lock():
+        return _import(Path(source), name, task, labels, force, folder)
+
+
+def _import(source: Path, name: str, task: str, labels: str | os.PathLike[str] | None, force: bool,
+            folder: Path) -> ZooModel:
+    if name in _imports() and not force:
+        raise ModelError(f"A model named {name} was imported already", "pass force=True to replace it",
+                         Reason.NAME_TAKEN, name=name)
     target = folder / f"{name}.tflite"
-    with atomic_open(target, "wb") as out, open(source, "rb") as given:
+    with atomic_open(target, "wb", replace=True) as out, open(source, "rb") as given:
         shutil.copyfileobj(given, out)
     label_target = None
     (folder / f"{name}.labels.txt").unlink(missing_ok=True)  # from an earlier import of the name
     if labels is not None:
         label_target = folder / f"{name}.labels.txt"
-        with atomic_open(label_target, "wb") as out, open(labels, "rb") as given:
+        with atomic_open(label_target, "wb", replace=True) as out, open(labels, "rb") as given:
             shutil.copyfileobj(given, out)
     model = ZooModel(name, task, None, "imported" if labels else None, "-", "-", "unknown",
-                     f"imported from {Path(source).resolve()}", str(target),
+                     f"imported from {source.resolve()}", str(target),
                      str(label_target) if label_target else None)
     imports = _imports()
     entry = asdict(model)
