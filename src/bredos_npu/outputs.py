@@ -196,10 +196,14 @@ class AtomicFile:
     records up to there are what :meth:`rescue` keeps.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "w", replace: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], mode: str = "w", replace: bool = False,
+                 replaces: os.stat_result | None = None) -> None:
+        """``replace``: publish over an existing file. ``replaces``: the stat of the file this one
+        continues; it is replaced only if it is still that file (else a conflict)."""
         self.target = Path(path)
         self.real = resolve(self.target)
         self.replace = replace
+        self.replaces = replaces
         self.good_bytes = 0
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         try:
@@ -234,10 +238,13 @@ class AtomicFile:
             self.handle.close()
             self.good_bytes = os.lseek(self._reader, 0, os.SEEK_END)
             os.chmod(self.temporary, _final_mode(self.real))  # mkstemp makes 0600 files
-            if self.replace and not _special_or_folder(self.real):
+            if self.replaces is not None and same_file(self.real, self.replaces):
                 os.replace(self.temporary, self.real)
                 return self.target
-            if not self.replace and rename_new(self.temporary, self.real):
+            if self.replace and self.replaces is None and not _special_or_folder(self.real):
+                os.replace(self.temporary, self.real)
+                return self.target
+            if rename_new(self.temporary, self.real):
                 return self.target
             kept = keep_new(self.temporary, self.real)
         except OSError as error:
@@ -285,6 +292,16 @@ class AtomicFile:
         except BaseException:
             copy.unlink(missing_ok=True)
             raise
+
+
+def same_file(path: Path, before: os.stat_result) -> bool:
+    """Whether ``path`` is still the file ``before`` described (same inode, size and time)."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == \
+        (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
 
 
 def _special_or_folder(path: Path) -> bool:

@@ -7,19 +7,32 @@ rows and a picture); :func:`run_batch` does the rest.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
+from bredos_npu.cli.interrupts import Interrupted, interruptible
 from bredos_npu.cli.progress import progress_bar
-from bredos_npu.errors import ImageError, OutputError
-from bredos_npu.outputs import atomic_open, check_output
+from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, ImageError, OutputError, Reason
+from bredos_npu.outputs import (
+    STDOUT,
+    WRITE_ERRORS,
+    AtomicFile,
+    OutputConflict,
+    atomic_open,
+    check_output,
+    printable,
+    shown,
+)
 from bredos_npu.runtime.pipeline import Result
 
 
@@ -43,6 +56,13 @@ class Outputs:
     csv: str | None = None
     pictures: str | None = None
     force: bool = False
+    resume: bool = False
+
+    @property
+    def results_file(self) -> str | None:
+        """The --jsonl/--csv file (None for none or standard output)."""
+        path = self.jsonl or self.csv
+        return path if path and path != STDOUT else None
 
     @property
     def quiet(self) -> bool:
@@ -54,14 +74,18 @@ class Outputs:
             raise click.UsageError("choose one of --jsonl and --csv")
         if self.as_json and "-" in (self.jsonl, self.csv):
             raise click.UsageError("--json and --jsonl/--csv - both write to standard output: choose one")
+        if self.resume and not (self.results_file or (self.pictures and not _single_file_target(
+                self.pictures, inputs))):
+            raise click.UsageError("--resume continues a --jsonl/--csv FILE or an -o folder: name one")
         for path in (self.jsonl, self.csv):
-            if path:
-                check_output(path, self.force)
+            if path:  # a run that continues a file may replace it
+                check_output(path, self.force or (self.resume and path == self.results_file))
         if self.pictures and _single_file_target(self.pictures, inputs):
             picture_format(check_output(self.pictures, self.force))
         elif self.pictures and not Path(self.pictures).is_dir():
-            raise OutputError(f"Cannot write pictures to {self.pictures}: it is not a folder (create "
-                              "it, or name a file when there is one image).")
+            raise OutputError(f"Cannot write pictures to {shown(self.pictures)}: it is not a folder",
+                              "create it, or name a file when there is one image",
+                              Reason.OUTPUT_FOLDER_MISSING, path=Path(self.pictures))
 
 
 def _single_file_target(target: str, inputs: int | None) -> bool:
@@ -97,80 +121,292 @@ def picture_path(target: str, source: str, suffix: str, inputs: int | None,
     return path
 
 
-def write_picture(view: TaskView, result: Result, target: str, inputs: int | None, force: bool,
-                  taken: set[Path]) -> Path:
+def write_picture(view: TaskView, result: Result, path: Path, force: bool) -> Path:
+    """Draw the result on its image into ``path``; OutputConflict when someone else created
+    ``path`` meanwhile (the picture is then kept beside it)."""
     from bredos_npu.tasks.image import open_image
 
-    path = picture_path(target, result.source, view.picture_suffix, inputs, taken)
-    if path.exists() and not force and not _single_file_target(target, inputs):
-        raise OutputError(f"{path} already exists: pass --force to overwrite it, or choose another folder.")
     assert view.draw is not None, "pictures are only asked for tasks that draw"
     picture = view.draw(open_image(result.source), result.value)
-    with atomic_open(path, "wb") as out:
+    with atomic_open(path, "wb", replace=force) as out:
         picture.save(out, format=picture_format(path))
     return path
 
 
+class Previous(NamedTuple):
+    """A results file a --resume run continues: its inputs, its bytes and what it was."""
+
+    inputs: frozenset[str]
+    content: bytes
+    stat: os.stat_result | None
+
+
+NOTHING_BEFORE = Previous(frozenset(), b"", None)
+
+
+def read_previous(outputs: Outputs, view: TaskView) -> Previous:
+    """The inputs already in the --jsonl/--csv file; nothing when it does not exist yet."""
+    path = outputs.results_file
+    if not (outputs.resume and path):
+        return NOTHING_BEFORE
+    try:
+        with open(path, "rb") as handle:
+            before = os.fstat(handle.fileno())
+            content = handle.read()
+    except FileNotFoundError:
+        return NOTHING_BEFORE
+    except OSError as error:
+        raise OutputError(f"Cannot read {shown(path)} to continue it: {error.strerror or error}",
+                          reason=Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
+    try:
+        text = content.decode("utf-8")
+        inputs = _csv_inputs(text, view) if outputs.csv else _jsonl_inputs(text)
+    except ValueError as error:
+        raise OutputError(f"Cannot continue {shown(path)}: {error}", "name a new file, or remove it",
+                          Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
+    if content and not content.endswith(b"\n"):
+        raise OutputError(f"Cannot continue {shown(path)}: its last line is incomplete",
+                          "name a new file, or remove it", Reason.OUTPUT_NOT_RESUMABLE, path=Path(path))
+    return Previous(frozenset(inputs), content, before)
+
+
+def _jsonl_inputs(text: str) -> set[str]:
+    inputs = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            raise ValueError(f"line {number} is not a result of this command")
+        inputs.add(record["image"])
+    return inputs
+
+
+def _csv_inputs(text: str, view: TaskView) -> set[str]:
+    if not text:
+        return set()
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    expected = ["image", *view.csv_fields, "error"]
+    if reader.fieldnames != expected:
+        raise ValueError(f"its columns are not the ones this command writes ({', '.join(expected)})")
+    return {row["image"] for row in reader}
+
+
+def input_key(source: Any) -> str:
+    """How an input is named in results files (and matched by --resume)."""
+    return printable(str(source))
+
+
+@dataclass
+class Plan:
+    """What a run will do: the inputs left, where their pictures go, what was done before."""
+
+    sources: Iterable[Any]
+    pictures: list[Path] | None = None  # per input, for -o FOLDER
+    previous: Previous = NOTHING_BEFORE
+    skipped: list[int] = field(default_factory=lambda: [0])  # a box, counted while sources are read
+
+
+def plan_run(sources: Iterable[Any], view: TaskView, outputs: Outputs, inputs: int | None) -> Plan:
+    """Skip what a --resume run finds done; for -o FOLDER, name every picture and check them all
+    for conflicts before the first image is processed."""
+    previous = read_previous(outputs, view)
+    plan = Plan(sources, previous=previous)
+    if outputs.pictures and not _single_file_target(outputs.pictures, inputs):
+        return _plan_pictures(plan, view, outputs)
+
+    def remaining() -> Iterator[Any]:
+        for source in sources:
+            if input_key(source) in previous.inputs:
+                plan.skipped[0] += 1
+            else:
+                yield source
+
+    if previous.inputs:
+        plan.sources = remaining()
+    return plan
+
+
+def _plan_pictures(plan: Plan, view: TaskView, outputs: Outputs) -> Plan:
+    assert outputs.pictures is not None
+    taken: set[Path] = set()
+    kept, pictures = [], []
+    for source in plan.sources:
+        path = picture_path(outputs.pictures, str(source), view.picture_suffix, None, taken)
+        if input_key(source) in plan.previous.inputs or (
+                outputs.resume and not outputs.results_file and path.is_file()):
+            plan.skipped[0] += 1
+        else:
+            kept.append(source)
+            pictures.append(path)
+    existing = [p for p in pictures if os.path.lexists(p)]
+    if existing and not outputs.force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"{shown(existing[0])}{more} already exists", "pass --force to overwrite, "
+                          "--resume to skip the inputs whose pictures are there, or choose another folder",
+                          Reason.OUTPUT_EXISTS, path=existing[0], pictures=True)
+    plan.sources, plan.pictures = kept, pictures
+    return plan
+
+
+class Batch(NamedTuple):
+    """What a run did. ``interrupted``: the stop signal, if one ended it early."""
+
+    documents: list[dict[str, Any]]
+    done: int
+    failed: int
+    seconds: float
+    skipped: int = 0
+    output_errors: int = 0
+    interrupted: Interrupted | None = None
+
+
+class ResultsFile:
+    """The --jsonl/--csv output: earlier results first (--resume), then one record per input,
+    each flushed whole, published at the end (see :class:`bredos_npu.outputs.AtomicFile`)."""
+
+    def __init__(self, outputs: Outputs, view: TaskView, previous: Previous) -> None:
+        path = outputs.jsonl or outputs.csv
+        assert path
+        self.view = view
+        self.path = path
+        self.records = 0
+        if path == STDOUT:
+            self.file: AtomicFile | None = None
+            self.out: Any = sys.stdout
+        else:
+            self.file = AtomicFile(path, replace=outputs.force, replaces=previous.stat)
+            self.out = self.file.handle
+            if previous.content:
+                self.out.write(previous.content.decode("utf-8"))
+        self.writer = csv.DictWriter(self.out, fieldnames=("image", *view.csv_fields, "error")) \
+            if outputs.csv else None
+        if self.writer and not previous.content:
+            self.writer.writeheader()
+
+    def write(self, source: str, result: Result, document: dict[str, Any]) -> None:
+        try:
+            if self.writer is not None:
+                assert self.view.csv_rows is not None
+                rows = [{"image": source, "error": document["error"]}] if result.error else \
+                    [{"image": source, **row} for row in self.view.csv_rows(result.value)]
+                self.writer.writerows(rows)
+            else:
+                self.out.write(json.dumps(document) + "\n")
+            if self.file is not None:
+                self.file.checkpoint()
+            self.records += 1
+        except OSError as error:
+            if self.file is None or error.errno not in WRITE_ERRORS:
+                raise
+            kept = self.file.rescue()
+            where = (f"the {self.records} results finished before were kept in {shown(kept)}" if kept
+                     else "the results finished before could not be kept anywhere else either")
+            raise OutputError(f"Cannot write {shown(self.path)}: {error.strerror or error}; {where}",
+                              reason=Reason.OUTPUT_WRITE_FAILED, path=Path(self.path), kept=kept) from None
+
+    def publish(self) -> None:
+        if self.file is not None:
+            self.file.publish()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.discard()
+
+
 def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, inputs: int | None,
-              header: str, first_run_note: str = "") -> tuple[list[dict[str, Any]], int, int, float]:
-    """Consume ``results``: print, write files and pictures. Returns (documents, done, failed, s)."""
+              header: str, first_run_note: str = "", plan: Plan | None = None) -> Batch:
+    """Consume ``results``: print, write files and pictures. A stop signal (Ctrl-C, SIGTERM,
+    SIGHUP) ends the run between two results, keeping every finished one."""
+    plan = plan or Plan(())
     if not outputs.quiet:
         click.echo(header)
     documents: list[dict[str, Any]] = []
-    pictures: set[Path] = set()
-    done = failed = 0
+    counts = {"done": 0, "failed": 0, "output_errors": 0}
     started = time.perf_counter()
-    with ExitStack() as stack:
-        target = outputs.jsonl or outputs.csv
-        out = stack.enter_context(atomic_open(target)) if target else None
-        writer = csv.DictWriter(out, fieldnames=("image", *view.csv_fields, "error")) \
-            if outputs.csv and out else None
-        if writer:
-            writer.writeheader()
-        bar = stack.enter_context(progress_bar(None, "img", enabled=outputs.quiet))
-        for result in results:
-            bar.update(1)
-            done += 1
-            document = {"image": result.source, "error": result.error} if result.error else {
-                "image": result.source, **view.document(result.value),
-                "preprocess_ms": round(result.preprocess_ms, 3),
-                "inference_ms": round(result.inference_ms, 3)}
-            if result.error:
-                failed += 1
-                bar.clear()
-                click.echo(f"bredos-npu: error: {result.error}", err=True)
-            else:
-                if outputs.pictures:
-                    document["picture"] = str(write_picture(view, result, outputs.pictures, inputs,
-                                                            outputs.force, pictures))
-                if not outputs.quiet:
-                    click.echo(f"\n{result.source}\n{view.text(result.value)}")
-                    click.echo(f"  preprocess {result.preprocess_ms:.1f} ms, inference "
-                               f"{result.inference_ms:.1f} ms" + (first_run_note if done == 1 else "")
-                               + (f"\n  picture: {document['picture']}" if "picture" in document else ""))
-            if outputs.as_json:
-                documents.append(document)
-            if writer and view.csv_rows:
-                rows = [{"image": result.source, "error": result.error}] if result.error else \
-                    [{"image": result.source, **row} for row in view.csv_rows(result.value)]
-                writer.writerows(rows)
-            elif out:
-                out.write(json.dumps(document) + "\n")
-    if done == 0:
+    interrupted = None
+    with interruptible() as guard, ExitStack() as stack:
+        records = ResultsFile(outputs, view, plan.previous) if outputs.jsonl or outputs.csv else None
+        try:
+            bar = stack.enter_context(progress_bar(None, "img", enabled=outputs.quiet))
+            for result in results:
+                with guard.hold():
+                    bar.update(1)
+                    _one(result, view, outputs, inputs, plan, records, documents, counts, bar,
+                         first_run_note)
+        except Interrupted as stop:
+            interrupted = stop
+        except BaseException:
+            if records:
+                records.discard()
+            raise
+        if records:
+            with guard.hold():
+                records.publish()
+    if counts["done"] == 0 and not plan.skipped[0] and interrupted is None:
         raise ImageError("No images found: pass image files or folders that contain images "
-                         "(use --recursive for subfolders).")
-    return documents, done, failed, time.perf_counter() - started
+                         "(use --recursive for subfolders).", reason=Reason.NO_IMAGES)
+    return Batch(documents, counts["done"], counts["failed"], time.perf_counter() - started,
+                 plan.skipped[0], counts["output_errors"], interrupted)
 
 
-def summary(done: int, failed: int, seconds: float, verb: str, file_output: str | None) -> str:
+def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, plan: Plan,
+         records: ResultsFile | None, documents: list[dict[str, Any]], counts: dict[str, int], bar: Any,
+         first_run_note: str) -> None:
+    """Report one result everywhere it goes (a record, a picture, a text block, a JSON entry)."""
+    counts["done"] += 1
+    source = input_key(result.source)
+    document = {"image": source, "error": printable(result.error)} if result.error else {
+        "image": source, **view.document(result.value),
+        "preprocess_ms": round(result.preprocess_ms, 3),
+        "inference_ms": round(result.inference_ms, 3)}
+    if result.error:
+        counts["failed"] += 1
+        bar.clear()
+        click.echo(f"bredos-npu: error: {document['error']}", err=True)
+    else:
+        if outputs.pictures:
+            document["picture"] = _picture(view, result, outputs, inputs, plan, counts, bar)
+        if not outputs.quiet:
+            click.echo(f"\n{source}\n{view.text(result.value)}")
+            click.echo(f"  preprocess {result.preprocess_ms:.1f} ms, inference "
+                       f"{result.inference_ms:.1f} ms" + (first_run_note if counts["done"] == 1 else "")
+                       + (f"\n  picture: {document['picture']}" if document.get("picture") else ""))
+    if outputs.as_json:
+        documents.append(document)
+    if records is not None:
+        records.write(source, result, document)
+
+
+def _picture(view: TaskView, result: Result, outputs: Outputs, inputs: int | None, plan: Plan,
+             counts: dict[str, int], bar: Any) -> str | None:
+    """Write the result picture; a failure is reported like a broken image and the run goes on."""
+    from bredos_npu.cli.errors import describe
+
+    assert outputs.pictures is not None
+    path = plan.pictures[result.index] if plan.pictures is not None else \
+        picture_path(outputs.pictures, result.source, view.picture_suffix, inputs, set())
+    try:
+        return printable(str(write_picture(view, result, path, outputs.force)))
+    except OutputError as error:
+        counts["output_errors"] += 1
+        bar.clear()
+        click.echo(f"bredos-npu: error: {describe(error)}", err=True)
+        return printable(str(error.kept)) if isinstance(error, OutputConflict) else None
+
+
+def summary(batch: Batch, verb: str, file_output: str | None) -> str:
+    done, failed, seconds = batch.done, batch.failed, batch.seconds
     return (f"bredos-npu: {done - failed} of {done} images {verb}"
             + (f", {failed} failed" if failed else "")
-            + f" in {seconds:.2f} s ({done / seconds:.1f} images/s)"
-            + (f"; results in {file_output}" if file_output else "") + ".")
+            + f" in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)"
+            + (f"; {batch.skipped} done before were skipped" if batch.skipped else "")
+            + (f"; results in {shown(file_output)}" if file_output else "") + ".")
 
 
 def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """-r/--recursive, --parallel, --json, --jsonl, --force."""
+    """-r/--recursive, --parallel, --json, --jsonl, --force, --resume."""
     for option in reversed([
         click.option("-r", "--recursive", is_flag=True, help="Also process images in subfolders."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
@@ -178,23 +414,49 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--json", "as_json", is_flag=True, help="Print results as one JSON document."),
         click.option("--jsonl", "jsonl_path", metavar="FILE", help="Write one JSON line per image to FILE."),
         click.option("--force", is_flag=True, help="Overwrite output files that exist."),
+        click.option("--resume", is_flag=True,
+                     help="Continue an interrupted run: skip the inputs already in the --jsonl/--csv "
+                          "FILE (or, with -o FOLDER alone, whose pictures exist)."),
     ]):
         command = option(command)
     return command
 
 
-def finish(ctx: click.Context, net: Any, documents: list[dict[str, Any]], done: int, failed: int,
-           seconds: float, view: TaskView, outputs: Outputs) -> None:
-    """Print the JSON document and the closing summary; exit 5 when any image failed."""
+def finish(ctx: click.Context, net: Any, batch: Batch, view: TaskView, outputs: Outputs) -> None:
+    """Print the JSON document and the closing summary; exit 128+N after signal N, 9 when an
+    output could not be written, 5 when any image failed."""
     from bredos_npu.cli.render import backend_dict
 
     if outputs.as_json:
         click.echo(json.dumps({"model": str(net.path), "backend": backend_dict(net.backend),
                                "load_ms": round(net.load_ms, 3),
-                               "results": [d for d in documents if "error" not in d],
-                               "errors": [d for d in documents if "error" in d]}, indent=2))
+                               "results": [d for d in batch.documents if "error" not in d],
+                               "errors": [d for d in batch.documents if "error" in d]}, indent=2))
     file_output = outputs.jsonl or outputs.csv
-    if done > 1 or file_output:
-        click.echo(summary(done, failed, seconds, view.verb, file_output), err=True)
-    if failed:
-        ctx.exit(ImageError.exit_code)
+    if batch.interrupted is not None:
+        click.echo(interrupted_line(batch, outputs), err=True)
+        ctx.exit(batch.interrupted.exit_code)
+    if batch.done == 0:
+        click.echo(f"bredos-npu: nothing left to do: all {batch.skipped} inputs were done before.", err=True)
+        return
+    if batch.done > 1 or file_output:
+        click.echo(summary(batch, view.verb, file_output), err=True)
+    if batch.output_errors:
+        ctx.exit(EXIT_OUTPUT)
+    if batch.failed:
+        ctx.exit(EXIT_IMAGE)
+
+
+def interrupted_line(batch: Batch, outputs: Outputs) -> str:
+    """Where the finished results are and how to go on."""
+    assert batch.interrupted is not None
+    kept = []
+    if outputs.results_file:
+        kept.append(f"in {shown(outputs.results_file)}")
+    if outputs.pictures and not _single_file_target(outputs.pictures, None):
+        kept.append(f"(pictures) in {shown(outputs.pictures)}")
+    line = f"bredos-npu: stopped by {batch.interrupted.name} after {batch.done} images"
+    if kept:
+        return (line + f"; their results are kept {' and '.join(kept)}: run the same command with "
+                "--resume to continue.")
+    return line + "."

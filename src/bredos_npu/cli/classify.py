@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, run_batch
+from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.models import bundled
 from bredos_npu.runtime.pipeline import expand_sources
@@ -43,7 +43,7 @@ def _view() -> TaskView:
 def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
              backend: str, delegate: str | None, threads: int | None, debug: bool, top_k: int,
              input_mean: float | None, input_std: float | None, recursive: bool, parallel: int,
-             as_json: bool, jsonl_path: str | None, force: bool, csv_path: str | None) -> None:
+             as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None) -> None:
     """Classify IMAGES and folders of images (default: a bundled sample photo).
 
     Without --model it uses a bundled MobileNet V2 (uint8, ImageNet). Preprocessing follows the
@@ -52,12 +52,13 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
     """
     from bredos_npu.cli.render import model_header
 
-    outputs = Outputs(as_json, jsonl_path, csv_path, None, force)
+    outputs = Outputs(as_json, jsonl_path, csv_path, None, force, resume)
     outputs.check(given_inputs(images) if images else 1)
     net = load_model(ctx, model, backend, labels, delegate, threads, debug,
                      check=lambda loaded: loaded.check_classifier(), mean=input_mean, std=input_std)
     sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
     header = model_header(net, default=model is None) + f"\n  load {net.load_ms:.1f} ms"
     view = _view()
-    finish(ctx, net, *run_batch(net.classify_many(sources, top_k, parallel=parallel), view, outputs,
-                                given_inputs(images), header, first_run_note(net)), view, outputs)
+    plan = plan_run(sources, view, outputs, given_inputs(images) if images else 1)
+    finish(ctx, net, run_batch(net.classify_many(plan.sources, top_k, parallel=parallel), view, outputs,
+                               given_inputs(images), header, first_run_note(net), plan), view, outputs)

@@ -28,9 +28,13 @@ def _offline(error: BredosNpuError) -> str:
             f"{error.data.get('path')}")
 
 
+def _output_exists(error: BredosNpuError) -> str | None:
+    return error.fix if error.data.get("pictures") else "pass --force to overwrite it, or choose another name"
+
+
 # Fixes that replace the API's (None: the fact alone is the sentence).
 FIXES: dict[Reason, str | Callable[[BredosNpuError], str | None] | None] = {
-    Reason.OUTPUT_EXISTS: "pass --force to overwrite it, or choose another name",
+    Reason.OUTPUT_EXISTS: _output_exists,
     Reason.NAME_TAKEN: "pass --force to replace it",
     Reason.NO_TEFLON: "install it with `sudo pacman -Syu mesa` or pass --delegate PATH",
     Reason.DELEGATE_MISSING: "pass --delegate with the path of Mesa's libteflon.so",

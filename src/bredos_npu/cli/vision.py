@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, run_batch
+from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.models.zoo import DEFAULT_MODELS
 from bredos_npu.runtime.pipeline import expand_sources
@@ -72,8 +72,9 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
     net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task], **load)
     view = _views()[task]
     header = model_header(net, default=False, has_classes=task != "pose") + f"\n  load {net.load_ms:.1f} ms"
-    finish(ctx, net, *run_batch(run(net, expand_sources(images, recursive)), view, outputs,
-                                given_inputs(images), header, first_run_note(net)), view, outputs)
+    plan = plan_run(expand_sources(images, recursive), view, outputs, given_inputs(images))
+    finish(ctx, net, run_batch(run(net, plan.sources), view, outputs, given_inputs(images), header,
+                               first_run_note(net), plan), view, outputs)
 
 
 output_option = click.option("-o", "--output", metavar="FILE|DIR",
@@ -93,12 +94,12 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
 def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
            backend: str, delegate: str | None, threads: int | None, debug: bool, threshold: float,
            max_results: int | None, output: str | None, recursive: bool, parallel: int,
-           as_json: bool, jsonl_path: str | None, force: bool, csv_path: str | None) -> None:
+           as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None) -> None:
     """Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).
 
     Boxes are in pixels of the original image; labels come from --labels or the model.
     """
-    _run(ctx, "detect", images, model, Outputs(as_json, jsonl_path, csv_path, output, force),
+    _run(ctx, "detect", images, model, Outputs(as_json, jsonl_path, csv_path, output, force, resume),
          recursive, lambda net, sources: net.detect_many(sources, threshold, max_results, parallel),
          backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
@@ -115,8 +116,8 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
     def command(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
                 backend: str, delegate: str | None, threads: int | None, debug: bool,
                 output: str | None, recursive: bool, parallel: int, as_json: bool,
-                jsonl_path: str | None, force: bool) -> None:
-        _run(ctx, task, images, model, Outputs(as_json, jsonl_path, None, output, force), recursive,
+                jsonl_path: str | None, force: bool, resume: bool) -> None:
+        _run(ctx, task, images, model, Outputs(as_json, jsonl_path, None, output, force, resume), recursive,
              lambda net, sources: getattr(net, many)(sources, parallel=parallel),
              backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
