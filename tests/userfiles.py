@@ -56,7 +56,7 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes],
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            out, err = process.communicate()
+            _, err = process.communicate()
             raise AssertionError(f"bredos-npu ended (exit {process.returncode}) before the moment "
                                  f"the test waited for: {err.decode(errors='replace')[-800:]}")
         if time.monotonic() > deadline:
