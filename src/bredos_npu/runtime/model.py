@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -135,6 +136,11 @@ class Prepared(NamedTuple):
 class Model:
     """A TFLite model ready to run. Build it with :func:`load`.
 
+    One Model may be shared by many threads: every call gives the answer for its own input,
+    but the calls run one after another on the model's single interpreter (decoding and resizing
+    still overlap). For N inferences at once, give each thread its own interpreter with
+    ``model.workers(n)`` or ``model.clone()`` (each costs the model's memory once more).
+
     Task methods (``classify``, ``detect``, ``segment``, ``pose``) and their ``*_many`` forms
     for folders and streams are thin: the work is in :mod:`bredos_npu.runtime.heads` and the
     pure functions of :mod:`bredos_npu.tasks`.
@@ -159,6 +165,10 @@ class Model:
         self.last_timings = Timings(0.0, 0.0)
         self.load_options = load_options or {}
         self._workers: list[Model] = []
+        # One interpreter runs one invoke at a time, and set_tensor/invoke/get_tensor must not
+        # interleave between threads (another thread's input, or TFLite's RuntimeError).
+        self._invoke_lock = threading.Lock()
+        self._workers_lock = threading.Lock()
 
     def clone(self, **changes: Any) -> Model:
         """Another interpreter for the same model and options (one per thread for parallel runs).
@@ -170,9 +180,10 @@ class Model:
 
     def workers(self, count: int) -> list[Model]:
         """This model and ``count - 1`` clones, kept for later calls (parallel pipelines)."""
-        while len(self._workers) < count - 1:
-            self._workers.append(self.clone())
-        return [self, *self._workers[: count - 1]]
+        with self._workers_lock:
+            while len(self._workers) < count - 1:
+                self._workers.append(self.clone())
+            return [self, *self._workers[: count - 1]]
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -204,12 +215,19 @@ class Model:
         return self.prepare(image).tensor
 
     def invoke(self, *tensors: np.ndarray) -> list[np.ndarray]:
-        """Run the model on input tensors (without batch axis); raw output tensors."""
-        for spec, tensor in zip(self.inputs, tensors, strict=True):
-            self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
-        with pinned(self.backend.cpus):
-            self.interpreter.invoke()
-        return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
+        """Run the model on input tensors (without batch axis); raw output tensors (copies).
+
+        Thread-safe: calls from several threads on one Model take turns (a lock around
+        set_tensor, invoke and get_tensor; about a microsecond when nobody waits). Calls that
+        should really run at the same time need one interpreter each: :meth:`workers` or
+        :meth:`clone`.
+        """
+        with self._invoke_lock:
+            for spec, tensor in zip(self.inputs, tensors, strict=True):
+                self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
+            with pinned(self.backend.cpus):
+                self.interpreter.invoke()
+            return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
 
     def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
         """Invoke on one input tensor; outputs dequantized to real values. Sets ``last_timings``."""
