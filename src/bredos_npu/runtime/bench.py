@@ -18,7 +18,7 @@ import numpy as np
 from bredos_npu.errors import BackendError, Reason, UsageError
 from bredos_npu.runtime.model import BackendInfo, Model, load
 from bredos_npu.runtime.stats import LatencyStats, latency_stats
-from bredos_npu.system.cpu import plan_threads
+from bredos_npu.system.cpu import check_parallel, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.image import ImageSource
 
@@ -94,6 +94,7 @@ def benchmark(path: str | os.PathLike[str] | None, backend: str, runs: int = 100
     With ``parallel`` > 1, N more interpreters run concurrently; on the CPU without ``threads``
     each gets an equal share of the fast cores, so they do not fight over them.
     """
+    check_parallel(parallel)
     started = time.perf_counter()
     try:
         model = load(path, backend, delegate=delegate, threads=threads)

@@ -242,13 +242,14 @@ class Model:
         prepared = self.prepare(image)
         return self.run(prepared.tensor, (time.perf_counter() - started) * 1e3), prepared.size
 
-    def run_many(self, images: Iterable[ImageSource], task: Callable[[Model, Prepared], Any],
+    def run_many(self, images: Iterable[ImageSource] | ImageSource, task: Callable[[Model, Prepared], Any],
                  parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
         """``task(model, prepared)`` for many images, one :class:`Result` each, in input order.
 
-        Decoding runs in ``decoders`` threads ahead of inference on ``parallel`` interpreters
-        (this one plus clones); queues are bounded, so memory stays flat on any number of images.
-        A broken image gives a Result with ``error`` set; the others go on.
+        ``images`` may also be one image (a path, an array). Decoding runs in ``decoders``
+        threads ahead of inference on up to ``parallel`` interpreters (this one plus clones, made
+        only when an input waits for one); queues are bounded, so memory stays flat on any number
+        of images. Any failure of one input gives its Result an ``error``; the others go on.
         """
         return run_pipeline(self, images, task, parallel=parallel, decoders=decoders)
 
@@ -271,7 +272,7 @@ class Model:
         """Like :meth:`classify` for an input tensor made by :meth:`preprocess`."""
         return best_classes(self.scores_of_tensor(tensor), top_k, self.labels)
 
-    def classify_many(self, images: Iterable[ImageSource], top_k: int = 5, parallel: int = 1,
+    def classify_many(self, images: Iterable[ImageSource] | ImageSource, top_k: int = 5, parallel: int = 1,
                       decoders: int | None = None) -> Iterator[Result]:
         """:meth:`classify` over many images (see :meth:`run_many`); ``Result.value`` is the list."""
         _check_top_k(top_k)
@@ -291,13 +292,15 @@ class Model:
                max_results: int | None = None) -> list[Detection]:
         """Objects found in ``image`` with score >= ``threshold``, best first, boxes in pixels."""
         _check_threshold(threshold)
+        _check_max_results(max_results)
         outputs, size = self.run_image(image)
         return heads.detections(self, outputs, size, threshold, max_results)
 
-    def detect_many(self, images: Iterable[ImageSource], threshold: float = 0.5,
+    def detect_many(self, images: Iterable[ImageSource] | ImageSource, threshold: float = 0.5,
                     max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
         heads.detection_outputs(self)
         _check_threshold(threshold)
+        _check_max_results(max_results)
         return self._head_many(images, heads.detections, parallel, threshold, max_results)
 
     def segment(self, image: ImageSource) -> Segmentation:
@@ -305,7 +308,8 @@ class Model:
         outputs, size = self.run_image(image)
         return heads.segmentation(self, outputs, size)
 
-    def segment_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
+    def segment_many(self, images: Iterable[ImageSource] | ImageSource,
+                     parallel: int = 1) -> Iterator[Result]:
         heads.require_segmenter(self)
         return self._head_many(images, heads.segmentation, parallel)
 
@@ -314,11 +318,11 @@ class Model:
         outputs, size = self.run_image(image)
         return heads.keypoints(self, outputs, size)
 
-    def pose_many(self, images: Iterable[ImageSource], parallel: int = 1) -> Iterator[Result]:
+    def pose_many(self, images: Iterable[ImageSource] | ImageSource, parallel: int = 1) -> Iterator[Result]:
         heads.require_pose(self)
         return self._head_many(images, heads.keypoints, parallel)
 
-    def _head_many(self, images: Iterable[ImageSource], head: Callable[..., Any], parallel: int,
+    def _head_many(self, images: Iterable[ImageSource] | ImageSource, head: Callable[..., Any], parallel: int,
                    *options: Any) -> Iterator[Result]:
         """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
         return self.run_many(images, lambda model, prepared: head(
@@ -352,9 +356,6 @@ def load(
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}",
                            Reason.UNKNOWN_BACKEND, backend=backend)
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be 1 or more, not {threads}.", reason=Reason.BAD_VALUE,
-                         option="threads", value=threads)
     if (std is not None and (not math.isfinite(std) or std == 0)) or \
             (mean is not None and not math.isfinite(mean)):
         raise UsageError("mean must be a finite number and std a finite number other than 0.",
@@ -458,6 +459,12 @@ def _check_top_k(top_k: int) -> None:
     if top_k < 1:
         raise UsageError(f"top_k must be 1 or more, not {top_k}.", reason=Reason.BAD_VALUE,
                          option="top_k", value=top_k)
+
+
+def _check_max_results(max_results: int | None) -> None:
+    if max_results is not None and (isinstance(max_results, bool) or max_results < 1):
+        raise UsageError(f"max_results must be 1 or more (or None for all), not {max_results}.",
+                         reason=Reason.BAD_VALUE, option="max_results", value=max_results)
 
 
 def _check_threshold(threshold: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,8 +18,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import ImageError, Reason, UsageError
+from bredos_npu.errors import BackendError, BredosNpuError, Reason, UsageError
 from bredos_npu.inputs import is_folder
+from bredos_npu.system.cpu import check_parallel
 
 
 class Result(NamedTuple):
@@ -68,37 +70,91 @@ def default_decoders() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-def run_pipeline(model: Any, sources: Iterable[Any], task: Callable[[Any, Any], Any],
+def one_input(sources: Any) -> bool:
+    """True for a single image given where many are expected (a path is not a list of letters)."""
+    from PIL import Image
+
+    return isinstance(sources, (str, bytes, os.PathLike, np.ndarray, Image.Image))
+
+
+def failure(error: Exception) -> str:
+    """One line for a per-image report: our sentence, or the library's with its type."""
+    text = str(error) if isinstance(error, BredosNpuError) else f"{type(error).__name__}: {error}"
+    return " ".join(text.split()) or type(error).__name__
+
+
+class Interpreters:
+    """The model and its clones, made only when an input waits for one (at most ``limit``).
+
+    One input never costs a clone; a folder on ``parallel=N`` makes the N - 1 clones it uses.
+    """
+
+    def __init__(self, model: Any, limit: int) -> None:
+        self.model, self.limit, self.made = model, limit, 1
+        self.idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.idle.put(model)
+        self.lock = threading.Lock()
+
+    def take(self) -> Any:
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            with self.lock:
+                if self.made < self.limit:
+                    self.made += 1
+                    return self.model.workers(self.made)[-1]
+            return self.idle.get()
+
+    def give(self, worker: Any) -> None:
+        self.idle.put(worker)
+
+
+def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, Any], Any],
                  parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
-    """Yield ``task(model, model.prepare(source))`` for each source, in input order."""
+    """Yield ``task(model, model.prepare(source))`` for each source, in input order.
+
+    ``sources`` may also be one image (a path, an array). Any failure of one input (an image
+    that cannot be read, a path too long, a bug in post-processing) becomes that input's
+    ``Result.error`` and the others go on; only a failing backend (BackendError) stops the run.
+    Options are checked here, before the first input is read.
+    """
     if parallel < 1 or (decoders is not None and decoders < 1):
         raise UsageError(f"parallel and decoders must be 1 or more, not {parallel} and {decoders}.",
                          reason=Reason.BAD_VALUE, option="parallel", value=(parallel, decoders))
-    decoders = decoders or default_decoders()
-    models: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    for worker in model.workers(parallel):
-        models.put(worker)
+    check_parallel(parallel)
+    if one_input(sources):
+        sources = [sources]
+    return _results(model, iter(sources), task, parallel, decoders or default_decoders())
+
+
+def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any], parallel: int,
+             decoders: int) -> Iterator[Result]:
+    interpreters = Interpreters(model, parallel)
     window = 2 * (parallel + decoders)
 
     def decode(source: Any) -> tuple[Any, str | None, float]:
         started = time.perf_counter()
         try:
             return model.prepare(source), None, (time.perf_counter() - started) * 1e3
-        except ImageError as error:
-            return None, str(error), (time.perf_counter() - started) * 1e3
+        except Exception as error:  # one input's failure is reported, not raised
+            return None, failure(error), (time.perf_counter() - started) * 1e3
 
     def infer(index: int, source: Any, decoded: Future) -> Result:
         prepared, error, prepare_ms = decoded.result()
         label = "<array>" if isinstance(source, np.ndarray) else str(source)
         if prepared is None:
             return Result(index, label, None, error, prepare_ms, 0.0)
-        worker = models.get()
+        worker = interpreters.take()
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
             value = task(worker, prepared)
-            return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
+        except BackendError:
+            raise  # the backend failed, not this input
+        except Exception as error:  # one input's failure is reported, not raised
+            return Result(index, label, None, failure(error), prepare_ms, 0.0)
         finally:
-            models.put(worker)
+            interpreters.give(worker)
+        return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
 
     decode_pool = ThreadPoolExecutor(decoders, "decode")
     infer_pool = ThreadPoolExecutor(parallel, "infer")

@@ -10,7 +10,10 @@ import os
 import re
 from typing import NamedTuple
 
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.system.root import SystemRoot
+
+NPU_CORES = 3  # the RK3588's NPU has three cores: one interpreter each
 
 
 class CpuPlan(NamedTuple):
@@ -61,6 +64,7 @@ def plan_threads(root: SystemRoot, threads: int | None = None) -> CpuPlan:
     overrides the count (pinning is kept when it fits in the cluster). CPUs this process may not
     run on (``taskset``, cgroups) are left out.
     """
+    check_threads(threads, root)
     speeds, source = cpu_speeds(root)
     # A fake tree's CPUs are not this machine's: only a real root is checked against affinity.
     allowed = _allowed_cpus() if root.is_real else None
@@ -73,6 +77,40 @@ def plan_threads(root: SystemRoot, threads: int | None = None) -> CpuPlan:
         return CpuPlan(count, pinned, reason)
     available = len(allowed) if allowed else (len(list_cpus(root)) or os.cpu_count() or 1)
     return CpuPlan(threads or available, (), "all cores are alike" if speeds else "no cpu topology")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (``taskset``, cgroups), at least 1."""
+    return len(_allowed_cpus() or ()) or os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, root: SystemRoot) -> None:
+    """UsageError unless ``threads`` is None or 1 to the CPUs there are (more only waste memory,
+    and tens of thousands crash XNNPACK)."""
+    if threads is None:
+        return
+    limit = max(usable_cpus(), len(list_cpus(root)))
+    if threads < 1:
+        raise UsageError(f"threads must be 1 or more, not {threads}", reason=Reason.BAD_VALUE,
+                         option="threads", value=threads)
+    if threads > limit:
+        raise UsageError(f"threads must be at most {limit} here (one per CPU core), not {threads}",
+                         reason=Reason.BAD_VALUE, option="threads", value=threads, limit=limit)
+
+
+def parallel_limit() -> int:
+    """The most interpreters that can run at once here: one per CPU core, or per NPU core."""
+    return max(usable_cpus(), NPU_CORES)
+
+
+def check_parallel(parallel: int) -> None:
+    """UsageError when ``parallel`` > :func:`parallel_limit` (each interpreter holds
+    the model's memory; more than can run at once only costs memory)."""
+    limit = parallel_limit()
+    if parallel > limit:
+        raise UsageError(f"parallel must be at most {limit} here (one interpreter per CPU core, "
+                         f"or per NPU core), not {parallel}", reason=Reason.BAD_VALUE,
+                         option="parallel", value=parallel, limit=limit)
 
 
 def _allowed_cpus() -> set[int] | None:
