@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bredos_npu.doctor import diagnose
     from bredos_npu.models.inspection.analysis import Inspection
     from bredos_npu.models.inspection.analysis import inspect_model as inspect
+    from bredos_npu.models.quantize.pipeline import quantize
     from bredos_npu.runtime.model import Model, load
     from bredos_npu.tasks.classify import Class
 
@@ -34,6 +35,7 @@ _LAZY = {
     "diagnose": ("bredos_npu.doctor", "diagnose"),
     "inspect": ("bredos_npu.models.inspection.analysis", "inspect_model"),
     "load": ("bredos_npu.runtime.model", "load"),
+    "quantize": ("bredos_npu.models.quantize.pipeline", "quantize"),
 }
 
 
@@ -60,4 +62,5 @@ __all__ = [
     "diagnose",
     "inspect",
     "load",
+    "quantize",
 ]

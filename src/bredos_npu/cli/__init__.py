@@ -29,10 +29,11 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
 
 
 def _register() -> None:
-    from bredos_npu.cli import bench, classify, doctor, inspect, models, report, serve, vision
+    from bredos_npu.cli import bench, classify, doctor, inspect, models, quantize, report, serve, vision
 
     for command in (classify.classify, vision.detect, vision.segment, vision.pose, inspect.inspect,
-                    bench.bench, doctor.doctor, models.models, report.report, serve.serve):
+                    bench.bench, doctor.doctor, models.models, quantize.quantize, report.report,
+                    serve.serve):
         cli.add_command(command)
 
 

@@ -1,0 +1,64 @@
+"""``bredos-npu quantize``: a float or per-channel int8 model → a per-tensor uint8 model for the NPU."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.option("-o", "--output", required=True, metavar="OUT.tflite",
+              help="Where to write the uint8 model (never over an existing file).")
+@click.option("--calibration", required=True, metavar="DIR",
+              help="Folder of images like the ones the model will see (every 4th is held out).")
+@click.option("--count", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Calibrate on at most this many images.")
+@click.option("--evaluation", metavar="DIR",
+              help="Measure agreement on this folder's images instead of holding out a quarter.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Label file to pack into the output.")
+@click.option("--report", metavar="FILE.json", help="Also write the measurements as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def quantize(model: str, output: str, calibration: str, count: int, evaluation: str | None,
+             labels: str | None, report: str | None, debug: bool) -> None:
+    """Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.
+
+    Tries plain quantization, cross-layer equalization, and equalization with bias correction
+    (Nagel et al., ICCV 2019), measures each against MODEL on held-out images, and writes the
+    best after checking it loads and that every convolution runs on the NPU per `inspect`.
+    """
+    from bredos_npu.errors import OutputError
+    from bredos_npu.models.quantize.calibrate import require
+    from bredos_npu.models.quantize.pipeline import quantize as run
+    from bredos_npu.outputs import atomic_open, check_output
+
+    require()
+    if report and (check_output(report, force=True).exists()):
+        raise OutputError(f"{report} already exists: choose another name for the report.")
+    result = run(model, output, calibration, count=count, labels=labels, evaluation=evaluation,
+                 progress=lambda message: click.echo(message, err=True))
+    click.echo(summary_text(result))
+    if report:
+        with atomic_open(report) as out:
+            json.dump(result.as_dict(), out, indent=2)
+            out.write("\n")
+        click.echo(f"report written to {report}")
+
+
+def summary_text(result: object) -> str:
+    lines = []
+    if result.changes:
+        lines.append(f"source: {', '.join(result.changes)}")
+    lines.append(f"images: {result.calibration_images} for calibration, {result.held_out_images} "
+                 "held out (agreement is measured on these only)")
+    lines.append(f"{'method':<26}{'top-1 agreement':>16}{'mean |score diff|':>19}")
+    for m in result.methods:
+        mark = "  <- chosen" if m.method == result.chosen else ""
+        lines.append(f"{m.method:<26}{m.top1_agreement:>16.3f}{m.mean_abs_score_diff:>19.5f}{mark}")
+    lines.append(f"{'float (reference)':<26}{result.float_top1_agreement:>16.3f}")
+    lines.append(f"NPU share of MACs (bredos-npu inspect): {result.npu_mac_share_before:.1%} before, "
+                 f"{result.npu_mac_share_after:.1%} after")
+    lines.append(f"{result.npu_summary_after}")
+    lines.append(f"written to {result.output}")
+    return "\n".join(lines)
