@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from cli_runner import run_cli
+from conftest import CAT, DEFAULT_MODEL, IMAGES, LABELS, MODELS
 from PIL import Image
 
 from bredos_npu.models.inspection.analysis import inspect_model
@@ -21,8 +23,6 @@ from bredos_npu.models.inspection.graph import parse
 from bredos_npu.models.quantize import calibrate, dequantize, equalize, flatbuffer, normalise, uint8
 from bredos_npu.models.quantize.statistics import channel_stats
 from bredos_npu.models.tflite_file import embedded_files
-from cli_runner import run_cli
-from conftest import CAT, DEFAULT_MODEL, IMAGES, LABELS, MODELS
 
 OLD_FLOAT = MODELS / "mobilenet_v1_0.25_224_float.tflite"
 PER_CHANNEL = MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
