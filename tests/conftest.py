@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,27 @@ DEFAULT_MODEL = bundled.default_model()
 CAT = bundled.sample_image()
 
 
+ENV_PREFIX = "BREDOS_NPU_"
+# Where platformdirs and friends look for the user's own folders (the model cache among them).
+USER_FOLDERS = {"HOME": "", "XDG_CACHE_HOME": ".cache", "XDG_CONFIG_HOME": ".config",
+                "XDG_DATA_HOME": ".local/share", "XDG_STATE_HOME": ".local/state"}
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's own delegate/root/debug settings."""
-    for name in ("BREDOS_NPU_ROOT", "BREDOS_NPU_DELEGATE", "BREDOS_NPU_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Iterator[Path]:
+    """Tests never see the developer's settings, cache or home: no ``BREDOS_NPU_*`` variable is
+    set and HOME/XDG point into an empty folder of the test's own. Yields that home."""
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    for name, below in USER_FOLDERS.items():
+        monkeypatch.setenv(name, str(home / below))
+    yield home
+    # Code under test may set variables of its own (the CLI's --offline does): drop them too
+    # (monkeypatch would restore a value it never saw being set).
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+        del os.environ[name]
 
 
 def _compile(source: Path, target: Path, *flags: str) -> Path:
