@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from skip_policy import pytest_runtest_makereport  # noqa: F401  (a hook: skips fail the suite)
 
 from bredos_npu.models import bundled
+from bredos_npu.system.root import SystemRoot
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
@@ -76,14 +78,30 @@ def delegates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 class FakeSystem:
-    """A fake system tree to point BREDOS_NPU_ROOT (or --root) at."""
+    """A fake system tree to point BREDOS_NPU_ROOT (or --root) at.
 
-    def __init__(self, base: Path) -> None:
+    Device nodes are described, not created: ``mknod`` needs root, so ``device()`` leaves a
+    placeholder file and answers for it through ``SystemRoot.stat``, the seam through which the
+    package reads file types and owners. The suite thus runs the same as root and as a user.
+    """
+
+    def __init__(self, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.base = base
+        self.nodes: dict[Path, os.stat_result] = {}
+        real_stat = SystemRoot.stat
+
+        def stat(root: SystemRoot, system_path: str) -> os.stat_result | None:
+            path = root.path(system_path)
+            if path in self.nodes and path.exists():
+                return self.nodes[path]
+            return real_stat(root, system_path)
+
+        monkeypatch.setattr(SystemRoot, "stat", stat)
 
     def write(self, system_path: str, content: str | bytes) -> Path:
         path = self.base / system_path.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.nodes.pop(path, None)
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
@@ -92,6 +110,7 @@ class FakeSystem:
 
     def remove(self, system_path: str) -> None:
         path = self.base / system_path.lstrip("/")
+        self.nodes.pop(path, None)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
@@ -119,15 +138,12 @@ class FakeSystem:
         self.write("/etc/passwd", f"root:x:0:0::/root:/bin/sh\nalarm:x:{uid}:{gid}::/home/alarm:/bin/sh\n")
         self.write("/etc/group", "root:x:0:\nvideo:x:44:\nrender:x:989:\n")
 
-    def device(self, mode: int = 0o660, gid: int = 989) -> Path:
-        path = self.base / "dev/accel/accel0"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.mknod(path, stat.S_IFCHR | mode, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("mknod is not permitted here: cannot build a fake character device")
-        os.chmod(path, mode)
-        os.chown(path, 0, gid)
+    def device(self, mode: int = 0o660, gid: int = 989, uid: int = 0,
+               system_path: str = "/dev/accel/accel0") -> Path:
+        """A character device owned by ``uid:gid`` with permission bits ``mode``."""
+        path = self.write(system_path, "")
+        self.nodes[path] = os.stat_result(
+            (stat.S_IFCHR | mode, 1, 5, 1, uid, gid, 0, 0, 0, 0))
         return path
 
     def library(self, source: Path, system_path: str = "/usr/lib/libteflon.so") -> Path:
@@ -144,8 +160,8 @@ class FakeSystem:
 
 
 @pytest.fixture
-def fake_system(tmp_path: Path) -> FakeSystem:
-    return FakeSystem(tmp_path / "root")
+def fake_system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystem:
+    return FakeSystem(tmp_path / "root", monkeypatch)
 
 
 @pytest.fixture

@@ -125,6 +125,14 @@ def test_regular_file_is_not_a_device(ready_board):
     assert "is not a character device" in check(diagnose(str(ready_board.base)), "Device").found
 
 
+def test_a_real_character_device_is_read_through_the_same_seam(ready_board):
+    """/dev/null is a character device on every machine: the real stat path, no fake answer."""
+    ready_board.remove("/dev/accel/accel0")
+    (ready_board.base / "dev/accel/accel0").symlink_to("/dev/null")
+    device = check(diagnose(str(ready_board.base)), "Device")
+    assert (device.status, device.found) == ("ok", "/dev/accel/accel0 (crw-rw-rw- root root)")
+
+
 def test_library_missing(ready_board):
     ready_board.remove("/usr/lib/libteflon.so")
     report = diagnose(str(ready_board.base))

@@ -265,7 +265,6 @@ def test_runtime_compares_with_the_delegate(capfd, delegates):
 
 
 def test_plot_writes_a_png(capfd, tmp_path):
-    pytest.importorskip("matplotlib")
     target = tmp_path / "ops.png"
     outcome = run_cli(capfd, "inspect", DEFAULT_MODEL, "--plot", target)
     assert outcome.code == 0

@@ -73,9 +73,8 @@ def may_read_write(st: os.stat_result, who: Identity) -> bool:
 
 def inspect_node(root: SystemRoot, system_path: str = ACCEL_NODE) -> DeviceNode:
     """Stat the node (following links) and judge access for the process identity."""
-    try:
-        st = os.stat(root.path(system_path))
-    except OSError:
+    st = root.stat(system_path)
+    if st is None:
         return DeviceNode(system_path, exists=False)
     users, groups = _names(root, "/etc/passwd"), _names(root, "/etc/group")
     return DeviceNode(

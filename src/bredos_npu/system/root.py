@@ -44,3 +44,14 @@ class SystemRoot:
             return self.path(system_path).read_bytes()
         except OSError:
             return None
+
+    def stat(self, system_path: str) -> os.stat_result | None:
+        """The file's status (type, mode, owner), following links; None when it is missing.
+
+        The one place file types and owners of the system are read, so a test can describe a
+        character device in a fake tree without ``mknod`` (which needs root).
+        """
+        try:
+            return os.stat(self.path(system_path))
+        except OSError:
+            return None
