@@ -9,6 +9,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from skip_policy import pytest_runtest_makereport  # noqa: F401  (a hook: skips fail the suite)
@@ -48,6 +49,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         del os.environ[name]
 
 
+def bare_interpreter(model: Path, delegate: Path | None = None) -> Any:
+    """ai_edge_litert's own Interpreter (the tests' reference), without XNNPACK, with ``delegate``."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
+
+    return Interpreter(model_path=str(model),
+                       experimental_delegates=[load_delegate(str(delegate))] if delegate else None,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
 def _compile(source: Path, target: Path, *flags: str) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -64,6 +74,7 @@ DELEGATES = {
     "wrong_results": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DSKIP_CLAIMED")),
     "abort_on_invoke": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DABORT_ON_INVOKE")),
     "failing": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAIL_WHEN_ENV_FILE")),  # fails on demand
+    "listed": ("test_delegate.c", ("-DCLAIM_FROM_ENV",)),  # takes the nodes in $TEST_DELEGATE_NODES
     "null": ("null.c", ()),  # returns NULL like Teflon without its device
     "not_a_delegate": ("not_a_delegate.c", ()),  # no entry points
 }

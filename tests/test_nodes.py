@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from conftest import MODELS, bare_interpreter
+
+import bredos_npu
 from bredos_npu.runtime.nodes import replaced_nodes, summarise
 
 
@@ -36,3 +39,15 @@ def test_summary_splits_npu_kernels_from_xnnpack_kernels():
 def test_nothing_delegated():
     summary = summarise(GRAPH, model_nodes=4, after_delegate=4)
     assert summary == (4, 0, 0, 0, 0) and summary.cpu_reference_nodes == 4
+
+
+def test_a_live_interpreter_reports_exactly_the_nodes_a_delegate_took(delegates, monkeypatch):
+    """The listed test delegate takes known nodes of SSD (scattered: four TFLite partitions)."""
+    ssd = MODELS / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
+    claimed = {op.index for op in bredos_npu.inspect(ssd).npu_ops}
+    monkeypatch.setenv("TEST_DELEGATE_NODES", ",".join(map(str, sorted(claimed))))
+    model = bredos_npu.load(ssd, backend="npu", delegate=str(delegates["listed"]))
+    assert set(model.backend.npu_node_indices) == claimed
+    assert model.backend.nodes.npu_nodes == len(claimed)
+    bare = bare_interpreter(ssd, delegates["listed"])._get_ops_details()
+    assert model.backend.nodes.npu_partitions == sum(op["op_name"] == "DELEGATE" for op in bare)

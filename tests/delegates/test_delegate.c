@@ -7,6 +7,8 @@
  *   claimed nodes with TFLite's own kernels (their registration's prepare/invoke). It stands in
  *   for Teflon taking part of a graph, so node accounting and --runtime comparison are exercised
  *   against a real interpreter.
+ * - "listed" (-DCLAIM_FROM_ENV): claims the node indices listed in $TEST_DELEGATE_NODES
+ *   ("3,4,7"), so TFLite's own partitioner groups any set of nodes, as it does Teflon's.
  * Report variants (tests/test_report.py): -DSKIP_CLAIMED leaves the claimed nodes' outputs
  * unwritten (a delegate computing wrong results), -DABORT_ON_INVOKE aborts like a Mesa assert.
  * With TEFLON_DEBUG=verbose every build prints Teflon's per-node lines (tfl_device.c
@@ -96,6 +98,9 @@ typedef struct {
     Claimed nodes[];
 } Kernel;
 
+/* TfLiteNode starts with five pointers: inputs, outputs, intermediates, temporaries, user_data. */
+static TfLiteIntArray **temporaries(void *node) { return (TfLiteIntArray **)((char *)node + 3 * sizeof(void *)); }
+
 static void *kernel_init(TfLiteContext *context, const char *buffer, size_t length) {
     (void)length;
     const TfLiteDelegateParams *params = (const TfLiteDelegateParams *)buffer;
@@ -111,6 +116,9 @@ static void *kernel_init(TfLiteContext *context, const char *buffer, size_t leng
             return NULL;
         }
         memcpy(kernel->nodes[i].node, node, NODE_BYTES);
+        /* Kernels such as CONV_2D replace node->temporaries in prepare: the copy gets its own
+         * (freed with the kernel), or the original's array would be freed twice. */
+        *temporaries(kernel->nodes[i].node) = NULL;
         kernel->nodes[i].prepare = registration->prepare;
         kernel->nodes[i].invoke = registration->invoke;
     }
@@ -119,7 +127,10 @@ static void *kernel_init(TfLiteContext *context, const char *buffer, size_t leng
 
 static void kernel_free(TfLiteContext *context, void *buffer) {
     (void)context;
-    free(buffer);
+    Kernel *kernel = buffer;
+    if (kernel == NULL) return;
+    for (int i = 0; i < kernel->count; i++) free(*temporaries(kernel->nodes[i].node));
+    free(kernel);
 }
 
 /* Run one hook of every claimed node with its own (CPU) kernel. */
@@ -181,6 +192,24 @@ static const char *op_name(int32_t builtin_code) {
 
 static int prepared = 0;
 
+#ifdef CLAIM_FROM_ENV
+/* Whether node `index` is in the comma-separated list $TEST_DELEGATE_NODES. */
+static int listed(int index) {
+    const char *list = getenv("TEST_DELEGATE_NODES");
+    char *end;
+    while (list != NULL && *list != '\0') {
+        long value = strtol(list, &end, 10);
+        if (end == list) return 0;
+        if (value == index) return 1;
+        list = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+#define CLAIMS(index, registration) listed(index)
+#else
+#define CLAIMS(index, registration) ((registration)->builtin_code == CLAIM_BUILTIN)
+#endif
+
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
     prepared++;
     TfLiteIntArray *plan;
@@ -194,7 +223,7 @@ static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *delegate) {
             free(claimed);
             return kTfLiteError;
         }
-        int supported = registration->builtin_code == CLAIM_BUILTIN;
+        int supported = CLAIMS(plan->data[i], registration);
         if (verbose())
             fprintf(stderr, "%3d %-15s v%-2d %-11s in: out:\n", plan->data[i],
                     op_name(registration->builtin_code), registration->version,
