@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 
 import pytest
 from cli_runner import run_cli
@@ -35,8 +36,14 @@ def test_cpu_figures_and_unavailable_npu_reported_not_raised(capfd, no_npu):
     data = bench_json(capfd)
     cpu, npu = data["backends"]
     assert cpu["backend"] == "cpu" and cpu["available"] and cpu["runs"] == 5
-    assert len(cpu["latencies_ms"]) == 5 and cpu["min_ms"] <= cpu["p50_ms"] <= cpu["max_ms"]
-    assert cpu["speedup_vs_cpu"] == 1.0 and cpu["model_nodes"] == 66
+    assert len(cpu["latencies_ms"]) == 5 and cpu["model_nodes"] == 66
+    # the reported figures against Python's own statistics of the raw latencies
+    raw = cpu["latencies_ms"]
+    assert cpu["mean_ms"] == pytest.approx(statistics.fmean(raw), abs=1e-3)
+    assert cpu["std_ms"] == pytest.approx(statistics.pstdev(raw), abs=1e-3)
+    assert cpu["p50_ms"] == pytest.approx(statistics.median(raw), abs=1e-3)
+    assert (cpu["min_ms"], cpu["max_ms"]) == pytest.approx((min(raw), max(raw)), abs=1e-3)
+    assert cpu["inferences_per_s"] == pytest.approx(1000 / statistics.fmean(raw), rel=1e-3)
     assert npu["available"] is False and npu["mean_ms"] is None and npu["latencies_ms"] == []
     assert npu["reason"].startswith("NPU not available: no NPU device node /dev/accel/accel0")
     assert data["teflon_prediction"].startswith("NPU: 63/66 ops")
@@ -59,7 +66,7 @@ def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
     assert npu["available"] is False and npu["latencies_ms"] == [] and npu["mean_ms"] is None
     assert npu["reason"] == (f"the delegate {library} took none of this model's operators, so "
                              "nothing would run on the NPU: see `bredos-npu inspect`.")
-    assert cpu["available"] and cpu["speedup_vs_cpu"] == 1.0
+    assert cpu["available"]
 
 
 def test_image_input(capfd):
@@ -135,7 +142,7 @@ def test_npu_figures_when_the_delegate_takes_nodes(capfd, delegates):
     data = bench_json(capfd, "--backends", "cpu,npu", "--delegate", str(delegates["claiming"]))
     cpu, npu = data["backends"]
     assert npu["available"] and npu["npu_nodes"] == 1 and len(npu["latencies_ms"]) == 5
-    assert npu["speedup_vs_cpu"] == pytest.approx(cpu["mean_ms"] / npu["mean_ms"], rel=0.01)
+    assert cpu["available"] and cpu["npu_nodes"] == 0
 
 
 def test_csv_on_standard_output_is_only_csv(capfd, no_npu):
