@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -466,3 +467,81 @@ def test_delegate_failure_moves_the_model_to_the_cpu(ready_board, delegates, tmp
         reply = requests.post(strict.url + "/v1/classify", files={"image": CAT.read_bytes()}, timeout=TIMEOUT)
         assert reply.status_code == 500 and reply.json()["code"] == 500
         assert "failed on this image" in reply.json()["error"] and "Traceback" not in reply.text
+
+
+# --- the web page in a real browser -------------------------------------------------------------
+
+ARTIFACTS = Path(__file__).parent / "artifacts"  # git-ignored; CI keeps the screenshots there
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, headless=True,
+            timeout=30_000, viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(20_000)
+        outside: list[str] = []
+        context.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                   else outside.append(r.url))
+        yield context
+        context.close()
+        assert not outside, f"the page fetched from outside the server: {outside}"
+
+
+def open_page(browser, url: str):
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_function("document.querySelectorAll('#model option').length >= 4")
+    return page
+
+
+def test_web_page_draws_the_detections(server, browser, api_detector):
+    page = open_page(browser, server.url)
+    page.select_option("#model", SSD.stem)
+    page.fill("#threshold", "0.4")
+    page.set_input_files("#file", str(PETS))
+    page.wait_for_selector("body[data-state=done]")
+    drawn = page.evaluate("window.bredosDrawn")
+    expected = api_detector.detect(PETS, threshold=0.4)
+    assert [d["label"] for d in drawn] == [d.label for d in expected]
+    for box, want in zip(drawn, expected, strict=True):
+        assert box["xmin"] == pytest.approx(want.bbox.xmin, abs=1) and box["kind"] == "box"
+    # The best box's left edge, halfway down, is painted in its colour.
+    best = drawn[0]
+    pixel = page.evaluate("([x, y]) => Array.from(document.getElementById('canvas').getContext('2d')"
+                          ".getImageData(x, y, 1, 1).data)",
+                          [round(best["xmin"]), round((best["ymin"] + best["ymax"]) / 2)])
+    colour = best["colour"].lstrip("#")
+    assert pixel[:3] == [int(colour[i:i + 2], 16) for i in (0, 2, 4)]
+    assert page.locator("#results li").count() == len(expected)
+    assert "CPU" in page.inner_text("#timings") and "inference" in page.inner_text("#timings")
+    page.wait_for_function("!document.getElementById('verdict').textContent.startsWith('checking')")
+    assert page.inner_text("#verdict") == bredos_npu.diagnose().verdict
+    assert page.locator("#models tbody tr").count() == 4
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-page-detect.png"), full_page=True)
+    page.close()
+
+
+def test_web_page_draws_keypoints_and_masks(server, browser):
+    page = open_page(browser, server.url)
+    page.select_option("#model", MOVENET.stem)
+    page.set_input_files("#file", str(SQUAT))
+    page.wait_for_selector("body[data-state=done]")
+    drawn = page.evaluate("window.bredosDrawn")
+    assert sum(d["kind"] == "keypoint" for d in drawn) >= 10 and any(d["kind"] == "bone" for d in drawn)
+    page.evaluate("document.body.dataset.state = ''")
+    page.select_option("#model", DEEPLAB.stem)  # runs the same image again on the segmenter
+    page.wait_for_selector("body[data-state=done]")
+    assert page.evaluate("window.bredosDrawn")[0]["kind"] == "mask"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-page-segment.png"), full_page=True)
+    page.close()

@@ -157,10 +157,13 @@ async function refreshStatus() {
   $("models").tBodies[0].replaceChildren(...status.models.map((m) => {
     const row = document.createElement("tr");
     const nodes = m.backend.nodes;
-    const why = m.backend.fallback_reason ? ` (${m.backend.fallback_reason})` : "";
-    [m.name, m.task, `${m.backend.name}${why}`,
-     `${nodes.npu_nodes}/${nodes.model_nodes} nodes (${(m.npu_share * 100).toFixed(0)}%); predicted ${m.predicted}`]
-      .forEach((text) => { const cell = document.createElement("td"); cell.textContent = text; row.append(cell); });
+    const cells = [m.name, m.task, m.backend.name.toUpperCase(),
+      `${nodes.npu_nodes}/${nodes.model_nodes} nodes (${(m.npu_share * 100).toFixed(0)}%)`];
+    cells.forEach((text) => { const cell = document.createElement("td"); cell.textContent = text; row.append(cell); });
+    if (m.backend.fallback_reason) row.cells[2].title = m.backend.fallback_reason;
+    const predicted = document.createElement("small");
+    predicted.textContent = `inspect predicts ${m.predicted}`;
+    row.cells[3].append(document.createElement("br"), predicted);
     return row;
   }));
   $("counters").textContent = Object.entries(status.counters).map(([k, v]) => `${k}: ${v}`).join(" · ");
