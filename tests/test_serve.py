@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -186,6 +187,8 @@ def test_unknown_routes_and_methods_are_json(server):
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == 405
     custom = post(server.url, "/v1/vision/custom/nope", PETS.read_bytes(), api_key=KEY)
     assert custom.status_code == 404 and "Unknown model 'nope'" in custom.json()["error"]
+    listed = requests.post(server.url + "/v1/vision/custom/list", data={"api_key": KEY}, timeout=TIMEOUT)
+    assert listed.json() == {"success": True, "models": [SSD.stem], "code": 200}
 
 
 # --- native API -------------------------------------------------------------------------------
@@ -233,10 +236,18 @@ def test_native_errors(server, path, status, error):
     assert response.status_code == status and error in response.json()["error"]
 
 
+def test_errors_of_the_api_carry_their_reason(server):
+    response = requests.post(server.url + "/v1/classify", data=b"GIF89a broken", timeout=TIMEOUT,
+                             headers={"X-API-Key": KEY})
+    assert response.status_code == 400 and response.json()["reason"] == "not_an_image"
+
+
 def test_models_status_health_ready_metrics(server):
     from prometheus_client.parser import text_string_to_metric_families
 
     headers = {"X-API-Key": KEY}
+    ready_ms = int(re.search(r"ready (\d+) ms after the models loaded", "\n".join(server.lines)).group(1))
+    assert ready_ms < 1000  # serving starts well under a second after the models are loaded
     assert requests.get(server.url + "/health", timeout=TIMEOUT).json() == {"status": "ok"}
     assert requests.get(server.url + "/ready", timeout=TIMEOUT).json()["ready"] is True
     assert requests.get(server.url + "/v1/status", timeout=TIMEOUT).status_code == 401
@@ -374,19 +385,35 @@ def raw_request(url: str, path: str, body: bytes, declared: int) -> socket.socke
     return sock
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One HTTP response with a Content-Length, read whole (headers and body may come apart)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+            re.search(rb"content-length: (\d+)", answer.lower()).group(1)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
 def test_slow_upload_gets_408_and_a_disconnect_frees_everything(limited):
     image = jpeg(PETS)
     slow = raw_request(limited.url, "/v1/detect", image[:1000], len(image))
-    answer = slow.recv(4096).decode()  # the server's deadline is 2 s; ours is TIMEOUT
+    answer = read_response(slow).decode()  # the server's deadline is 2 s; the socket's is TIMEOUT
     slow.close()
     assert answer.startswith("HTTP/1.1 408") and '"code":408' in answer
     for _ in range(3):  # clients that vanish mid-upload
         raw_request(limited.url, "/v1/detect", image[:5000], len(image)).close()
-    time.sleep(0.3)
-    ok = requests.post(limited.url + "/v1/detect", data=image, timeout=TIMEOUT)
-    assert ok.status_code == 200 and ok.json()["detections"]
+    deadline = time.monotonic() + TIMEOUT
     status = requests.get(limited.url + "/v1/status", timeout=TIMEOUT).json()
-    assert status["queue"]["depth"] == 0 and status["counters"]["client_disconnects"] >= 3
+    while status["counters"].get("client_disconnects", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = requests.get(limited.url + "/v1/status", timeout=TIMEOUT).json()
+    assert status["queue"]["depth"] == 0 and status["counters"]["client_disconnects"] == 3
+    ok = requests.post(limited.url + "/v1/detect", data=image, timeout=TIMEOUT)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["detections"]
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_0():
@@ -399,12 +426,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0():
         with pytest.raises(OSError):  # no longer accepting
             socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), timeout=2).close()
         sock.sendall(image[len(image) // 2:])
-        answer = b""
-        while b"}" not in answer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_response(sock)
         sock.close()
         assert answer.startswith(b"HTTP/1.1 200") and b'"index":286' in answer
         assert running.process.wait(TIMEOUT) == 0
@@ -461,6 +483,10 @@ def test_delegate_failure_moves_the_model_to_the_cpu(ready_board, delegates, tmp
         assert "failed during inference" in after["backend"]["fallback_reason"]
     assert any("moving it to the CPU" in line for line in running.lines)
     # Asked for the NPU only: no fallback, a 500 with one sentence.
+    # Failing from the first run on (the warm-up at start): on the CPU before the first request.
+    with ServeProcess("-m", "mobilenet-v2", "--threads", "1", env=env) as started_broken:
+        model = requests.get(started_broken.url + "/v1/status", timeout=TIMEOUT).json()["models"][0]
+        assert model["backend"]["name"] == "cpu" and "first run" in model["backend"]["fallback_reason"]
     trigger.unlink()
     with ServeProcess("-m", "mobilenet-v2", "--threads", "1", "--backend", "npu", env=env) as strict:
         trigger.write_text("fail")

@@ -34,7 +34,8 @@ from bredos_npu.serve.metrics import Metrics
 log = logging.getLogger("bredos_npu.serve")
 FORM_FIELD_BYTES = 64 * 1024
 ENDPOINTS = ("/", "/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/status",
-             "/v1/vision/detection", "/v1/classify", "/v1/detect", "/v1/segment", "/v1/pose")
+             "/v1/vision/detection", "/v1/vision/custom/list", "/v1/classify", "/v1/detect", "/v1/segment",
+             "/v1/pose")
 
 
 class Problem(Exception):
@@ -99,11 +100,17 @@ def problem_reply(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     return 500, f"Internal error ({type(exc).__name__}); the server log has the details.", {}
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+def error_response(exc: BaseException, with_reason: bool = True) -> JSONResponse:
+    """The JSON error; the API's own errors add their machine-readable ``reason`` (not on the
+    DeepStack endpoints, whose clients know DeepStack's three fields)."""
     status, message, headers = problem_reply(exc)
     if status >= 500 and not isinstance(exc, Busy | Expired):
         log.error("%s", message, exc_info=not isinstance(exc, BredosNpuError))
-    return JSONResponse(deepstack.error(message, status), status, headers=headers)
+    body = deepstack.error(message, status)
+    reason = getattr(exc, "reason", None)
+    if with_reason and isinstance(exc, BredosNpuError) and reason is not None and hasattr(reason, "value"):
+        body["reason"] = reason.value
+    return JSONResponse(body, status, headers=headers)
 
 
 async def _wait(future: Future[Any], timeout: float | None = None) -> Any:
@@ -209,7 +216,19 @@ class Api:
         except ClientDisconnect:
             return self.disconnected(request)
         except Exception as exc:
-            return error_response(exc)
+            return error_response(exc, with_reason=False)
+
+    async def custom_models(self, request: Request) -> Response:
+        """CodeProject.AI's list of custom detection models (Blue Iris asks for it)."""
+        try:
+            upload = await self.upload(request, url_encoded=True) if request.method == "POST" else None
+            self.authorize(request, upload.fields if upload else dict(request.query_params))
+            names = [m.name for m in self.engine.models.values() if m.task == "detect"]
+            return JSONResponse({"success": True, "models": names, "code": 200})
+        except ClientDisconnect:
+            return self.disconnected(request)
+        except Exception as exc:
+            return error_response(exc, with_reason=False)
 
     # --- native API ----------------------------------------------------------------------------
 
@@ -416,7 +435,7 @@ def _content_length(scope: Scope) -> int | None:
 
 def _endpoint(path: str) -> str:
     """A bounded label for metrics: the route, not the raw path."""
-    if path.startswith("/v1/vision/custom/"):
+    if path.startswith("/v1/vision/custom/") and path != "/v1/vision/custom/list":
         return "/v1/vision/custom/{model}"
     if path.startswith("/static/"):
         return "/static"
@@ -449,6 +468,7 @@ def create_app(engine: Engine, settings: Settings,
         Route("/health", api.health), Route("/ready", api.ready), Route("/metrics", api.prometheus),
         Route("/v1/models", api.models), Route("/v1/status", api.status),
         Route("/v1/vision/detection", api.deepstack, methods=["POST"]),
+        Route("/v1/vision/custom/list", api.custom_models, methods=["GET", "POST"]),
         Route("/v1/vision/custom/{model}", api.deepstack, methods=["POST"]),
         *[Route(f"/v1/{task}", api.native(task), methods=["POST"]) for task in tasks.TASKS],
         Mount("/static", StaticFiles(packages=[("bredos_npu.serve", "static")]), name="static"),

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bredos_npu.errors import UsageError
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.tasks.detect import Detection
 
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -32,12 +32,16 @@ def min_confidence(text: str | None) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError("Invalid value for min_confidence") from None
+        raise _bad("Invalid value for min_confidence") from None
     if not math.isfinite(value) or value > 1.0:
-        raise UsageError("min_confidence cannot be greater than 1")
+        raise _bad("min_confidence cannot be greater than 1")
     if value < 0.0:
-        raise UsageError("min_confidence cannot be negative")
+        raise _bad("min_confidence cannot be negative")
     return value
+
+
+def _bad(message: str) -> UsageError:
+    return UsageError(message, reason=Reason.BAD_VALUE, option="min_confidence")
 
 
 def label_name(label: str) -> str:

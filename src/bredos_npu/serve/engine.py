@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import BackendError, BredosNpuError, ImageError
+from bredos_npu.errors import BackendError, BredosNpuError, ImageError, Reason
 from bredos_npu.runtime.model import Model
 from bredos_npu.serve import tasks
 
@@ -69,7 +69,7 @@ def decode(model: Model, data: bytes) -> Decoded:
 
     started = time.perf_counter()
     if not data:
-        raise ImageError("The image is empty.")
+        raise ImageError("The image is empty", reason=Reason.NOT_AN_IMAGE)
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -80,12 +80,13 @@ def decode(model: Model, data: bytes) -> Decoded:
             image.load()
             picture = to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
-        raise ImageError("The upload is not an image Pillow can read (corrupt or unsupported "
-                         "format): send a JPEG, PNG or BMP.") from None
+        raise ImageError("The upload is not an image Pillow can read (corrupt or unsupported format)",
+                         "send a JPEG, PNG or BMP", Reason.NOT_AN_IMAGE) from None
     except Image.DecompressionBombError:
-        raise ImageError("The image is too large to decode safely: scale it down first.") from None
+        raise ImageError("The image is too large to decode safely", "scale it down first",
+                         Reason.IMAGE_TOO_LARGE) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"The image is truncated or corrupt ({exc}).") from None
+        raise ImageError(f"The image is truncated or corrupt ({exc})", reason=Reason.IMAGE_CORRUPT) from None
     tensor = model.prepare(picture).tensor
     return Decoded(tensor, (width, height), (time.perf_counter() - started) * 1e3)
 

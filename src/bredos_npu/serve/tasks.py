@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import UsageError
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.runtime import heads
 from bredos_npu.runtime.model import Model
 from bredos_npu.tasks.classify import to_probabilities
@@ -94,11 +94,14 @@ def parse_options(values: dict[str, str]) -> Options:
     threshold = _number(values, "threshold", float, 0.5)
     max_results = _number(values, "max_results", int, None)
     if top_k < 1:
-        raise UsageError(f"top_k must be 1 or more, not {top_k}.")
+        raise UsageError(f"top_k must be 1 or more, not {top_k}", reason=Reason.BAD_VALUE,
+                         option="top_k", value=top_k)
     if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"threshold must be between 0 and 1, not {values.get('threshold')}.")
+        raise UsageError(f"threshold must be between 0 and 1, not {values.get('threshold')}",
+                         reason=Reason.BAD_VALUE, option="threshold", value=threshold)
     if max_results is not None and max_results < 1:
-        raise UsageError(f"max_results must be 1 or more, not {max_results}.")
+        raise UsageError(f"max_results must be 1 or more, not {max_results}", reason=Reason.BAD_VALUE,
+                         option="max_results", value=max_results)
     mask = values.get("mask", "").lower() in ("1", "true", "yes")
     return Options(top_k, threshold, max_results, mask)
 
@@ -110,4 +113,5 @@ def _number(values: dict[str, str], name: str, kind: type, default: Any) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise UsageError(f"{name} must be a number, not {text[:40]!r}.") from None
+        raise UsageError(f"{name} must be a number, not {text[:40]!r}", reason=Reason.BAD_VALUE,
+                         option=name, value=text[:40]) from None
