@@ -343,3 +343,64 @@ def test_broken_image_still_exit_5_with_files(capfd, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     outcome = run_cli(capfd, "classify", *FAST, tmp_path / "bad.jpg", CAT, "--jsonl", tmp_path / "o.jsonl")
     assert outcome.code == EXIT_IMAGE and len(jsonl_images(tmp_path / "o.jsonl")) == 2
+
+
+# --- 5. Folders that cannot be read, trees too deep or too long ----------------------------------
+
+def test_an_unreadable_subfolder_is_reported_like_a_broken_image(tmp_path):
+    photos = tmp_path / "photos"
+    image_folder(photos, CAT, 1, "a{1}")
+    image_folder(photos / "locked", CAT, 1, "b{1}")
+    image_folder(photos / "zz", CAT, 1, "c{1}")
+    (photos / "locked").chmod(0o000)
+    try:
+        outcome = run("classify", *FAST, "-r", photos, "--jsonl", tmp_path / "out.jsonl",
+                      prefix=without_file_permission_override())
+    finally:
+        (photos / "locked").chmod(0o755)
+    assert outcome.code == EXIT_IMAGE, outcome.err
+    assert (f"bredos-npu: error: Cannot read the folder {photos / 'locked'}: permission denied; its "
+            "images were skipped.") in outcome.err
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in records] == [str(photos / "a.bmp"), str(photos / "locked"),
+                                             str(photos / "zz" / "c.bmp")]
+    assert "error" in records[1] and "classes" in records[2]
+    assert "2 of 3 images classified, 1 failed" in outcome.err
+
+
+def _descend(root, names, image):
+    """Create root/names[0]/names[1]/... through directory descriptors (the full path may be
+    longer than the kernel accepts) and put ``image`` in the deepest folder as x.bmp."""
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=folder)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        out = os.open("x.bmp", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder)
+        with os.fdopen(out, "wb") as handle:
+            handle.write(image.read_bytes())
+    finally:
+        os.close(folder)
+
+
+def test_very_deep_and_too_long_trees_are_walked_or_reported(capfd, tmp_path):
+    deep, long = tmp_path / "deep", tmp_path / "long"
+    deep.mkdir()
+    long.mkdir()
+    _descend(deep, ["d"] * 1200, CAT)  # deeper than Python 3.11's os.walk can recurse
+    outcome = run_cli(capfd, "classify", *FAST, "-r", deep, "--jsonl", tmp_path / "deep.jsonl")
+    assert outcome.code == 0, outcome.err
+    assert jsonl_images(tmp_path / "deep.jsonl") == [str(deep / ("d/" * 1200) / "x.bmp")]
+
+    _descend(long, ["n" * 250] * 20, CAT)  # 5000+ characters: more than PATH_MAX
+    image_folder(long, CAT, 1, "top{1}")
+    outcome = run_cli(capfd, "classify", *FAST, "-r", long, "--jsonl", tmp_path / "long.jsonl")
+    assert outcome.code == EXIT_IMAGE
+    errors = [line for line in outcome.err.splitlines() if line.startswith("bredos-npu: error:")]
+    assert len(errors) == 1 and "file name too long; its images were skipped" in errors[0]
+    assert len(errors[0]) < 400  # the path is shortened in the message
+    records = [json.loads(line) for line in (tmp_path / "long.jsonl").read_text().splitlines()]
+    assert records[0]["image"] == str(long / "top.bmp") and "classes" in records[0]
+    assert len(records) == 2 and "error" in records[1]

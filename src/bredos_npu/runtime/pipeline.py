@@ -13,13 +13,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import BackendError, BredosNpuError, Reason, UsageError
-from bredos_npu.inputs import is_folder
+from bredos_npu.errors import BackendError, BredosNpuError, ImageError, Reason, UsageError
+from bredos_npu.inputs import is_folder, shown
 from bredos_npu.system.cpu import check_parallel
 
 
@@ -45,25 +46,65 @@ class Result(NamedTuple):
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
 
 
-def expand_sources(paths: Iterable[str | os.PathLike[str]], recursive: bool = False) -> Iterator[Path]:
+@dataclass(frozen=True)
+class UnreadableFolder:
+    """A folder met while expanding the inputs that could not be listed (no permission, path
+    too long...): :func:`run_pipeline` reports it as a failed input, like a broken image."""
+
+    path: Path
+    error: ImageError
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def expand_sources(paths: Iterable[str | os.PathLike[str]], recursive: bool = False
+                   ) -> Iterator[Path | UnreadableFolder]:
     """Files as given, and the image files inside folders (sorted; subfolders with ``recursive``).
 
     Lazily, folder by folder, so a tree of 100 000 images is walked while the first ones are
     classified. Files named explicitly are yielded whatever their suffix (a broken one is then
-    reported); symbolic links to folders are not followed.
+    reported); symbolic links to folders are not followed. A folder that cannot be listed is
+    yielded as an :class:`UnreadableFolder`, so it is reported instead of silently skipped.
     """
     for given in paths:
         path = Path(given)
         if not is_folder(path):
             yield path  # whatever it is: a path that cannot be read is reported with the images
             continue
-        for folder, subfolders, files in os.walk(path):
-            subfolders.sort()
-            if not recursive:
-                subfolders.clear()
-            for name in sorted(files):
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                    yield Path(folder) / name
+        yield from _walk(path, recursive)
+
+
+def _walk(top: Path, recursive: bool) -> Iterator[Path | UnreadableFolder]:
+    """Depth first like os.walk, but with its own stack (os.walk recurses and fails on very deep
+    trees on Python 3.11) and with the folders it cannot list reported."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        files, subfolders = [], []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if _is_folder(entry):
+                        if not entry.is_symlink():
+                            subfolders.append(entry.name)
+                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                        files.append(entry.name)
+        except OSError as error:
+            yield UnreadableFolder(folder, ImageError(
+                f"Cannot read the folder {shown(folder)}: {(error.strerror or str(error)).lower()}; "
+                "its images were skipped", reason=Reason.FOLDER_UNREADABLE, path=folder))
+            continue
+        yield from (folder / name for name in sorted(files))
+        if recursive:
+            stack.extend(folder / name for name in sorted(subfolders, reverse=True))
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def default_decoders() -> int:
@@ -133,6 +174,8 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
     window = 2 * (parallel + decoders)
 
     def decode(source: Any) -> tuple[Any, str | None, float]:
+        if isinstance(source, UnreadableFolder):
+            return None, str(source.error), 0.0
         started = time.perf_counter()
         try:
             return model.prepare(source), None, (time.perf_counter() - started) * 1e3
