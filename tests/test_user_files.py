@@ -252,6 +252,11 @@ def test_concurrent_imports_lose_no_entry_and_leave_no_orphan(tmp_path):
 def test_a_name_too_long_is_an_output_error(capfd, tmp_path):
     outcome = run_cli(capfd, "classify", *FAST, CAT, "--csv", tmp_path / ("x" * 300 + ".csv"))
     assert outcome.code == EXIT_OUTPUT and "File name too long" in outcome.err
+    for pictures in (tmp_path / ("y" * 300), tmp_path / ("z" * 300 + ".png")):
+        outcome = run_cli(capfd, "detect", "-b", "cpu", "-m", SSD, CAT, CAT, "-o", pictures)
+        assert outcome.code == EXIT_OUTPUT and "it is not a folder" in outcome.err
+        outcome = run_cli(capfd, "detect", "-b", "cpu", "-m", SSD, CAT, "-o", pictures)
+        assert outcome.code == EXIT_OUTPUT and "File name too long" in outcome.err
 
 
 def test_permission_denied_is_an_output_error(tmp_path):

@@ -313,7 +313,7 @@ def _special_or_folder(path: Path) -> bool:
 
 
 def _why(error: OSError, target: Path) -> str:
-    if error.errno in (errno.ENOENT, errno.ENOTDIR) and not target.parent.is_dir():
+    if error.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.isdir(target.parent):
         return f"its folder {shown(target.parent)} was removed during the run"
     return error.strerror or str(error)
 

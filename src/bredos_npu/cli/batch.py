@@ -82,14 +82,14 @@ class Outputs:
                 check_output(path, self.force or (self.resume and path == self.results_file))
         if self.pictures and _single_file_target(self.pictures, inputs):
             picture_format(check_output(self.pictures, self.force))
-        elif self.pictures and not Path(self.pictures).is_dir():
+        elif self.pictures and not os.path.isdir(self.pictures):  # False, not OSError, for bad names
             raise OutputError(f"Cannot write pictures to {shown(self.pictures)}: it is not a folder",
                               "create it, or name a file when there is one image",
                               Reason.OUTPUT_FOLDER_MISSING, path=Path(self.pictures))
 
 
 def _single_file_target(target: str, inputs: int | None) -> bool:
-    return not Path(target).is_dir() and not target.endswith("/") and inputs == 1
+    return not os.path.isdir(target) and not target.endswith("/") and inputs == 1
 
 
 def picture_format(path: Path) -> str:
@@ -109,7 +109,7 @@ def picture_path(target: str, source: str, suffix: str, inputs: int | None,
     if _single_file_target(target, inputs):
         return Path(target)
     folder = Path(target)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         raise OutputError(f"Cannot write pictures to {folder}: it is not a folder (create it, or "
                           "name a file when there is one image).")
     stem, number = Path(source).stem, 1
