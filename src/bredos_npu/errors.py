@@ -28,6 +28,7 @@ EXIT_BACKEND = 7
 EXIT_RUNTIME = 8
 EXIT_OUTPUT = 9
 EXIT_DOWNLOAD = 10
+EXIT_SOURCE = 11
 
 
 class Reason(Enum):
@@ -176,3 +177,10 @@ class DownloadError(BredosNpuError):
     """A download or the model cache failed; nothing half-done was left in the cache."""
 
     exit_code = EXIT_DOWNLOAD
+
+
+class SourceError(BredosNpuError):
+    """A live source or network service failed: a camera stream or MQTT broker that cannot be
+    reached, refuses the credentials, stalls, or dropped and did not come back."""
+
+    exit_code = EXIT_SOURCE

@@ -39,6 +39,7 @@ from bredos_npu.runtime.heads import Segmentation
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
+from bredos_npu.runtime.stream import Stream
 from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks.classify import Class, is_score_vector, to_probabilities
@@ -327,6 +328,45 @@ class Model:
         """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
         return self.run_many(images, lambda model, prepared: head(
             model, model.run(prepared.tensor), prepared.size, *options), parallel)
+
+    # --- video: files, cameras (RTSP, HTTP, V4L2) ------------------------------------------------
+
+    def detect_stream(self, source: str | os.PathLike[str], threshold: float = 0.5,
+                      max_results: int | None = None, parallel: int = 1, **video: Any) -> Stream:
+        """:meth:`detect` on the frames of a video file, ``rtsp://``/``http(s)://`` stream or
+        ``/dev/videoN`` camera; iterate the returned :class:`~bredos_npu.runtime.stream.Stream`
+        for one :class:`~bredos_npu.runtime.stream.FrameResult` per kept frame.
+
+        video: ``fps``/``every`` (frames to keep), ``live``, ``open_timeout``/``read_timeout``
+        (seconds), ``retries``, ``backoff``, ``on_event``: see
+        :class:`~bredos_npu.runtime.video.VideoSource`. Needs the ``[video]`` extra.
+        """
+        heads.detection_outputs(self)
+        _check_threshold(threshold)
+        return self._stream(source, heads.detections, parallel, video, threshold, max_results)
+
+    def classify_stream(self, source: str | os.PathLike[str], top_k: int = 5, parallel: int = 1,
+                        **video: Any) -> Stream:
+        """:meth:`classify` on the frames of a video source (see :meth:`detect_stream`)."""
+        _check_top_k(top_k)
+        self.check_classifier()
+        return Stream(self, source, lambda model, prepared: model.classify_tensor(
+            prepared.tensor, top_k), parallel, **video)
+
+    def segment_stream(self, source: str | os.PathLike[str], parallel: int = 1, **video: Any) -> Stream:
+        """:meth:`segment` on the frames of a video source (see :meth:`detect_stream`)."""
+        heads.require_segmenter(self)
+        return self._stream(source, heads.segmentation, parallel, video)
+
+    def pose_stream(self, source: str | os.PathLike[str], parallel: int = 1, **video: Any) -> Stream:
+        """:meth:`pose` on the frames of a video source (see :meth:`detect_stream`)."""
+        heads.require_pose(self)
+        return self._stream(source, heads.keypoints, parallel, video)
+
+    def _stream(self, source: str | os.PathLike[str], head: Callable[..., Any], parallel: int,
+                video: dict[str, Any], *options: Any) -> Stream:
+        return Stream(self, source, lambda model, prepared: head(
+            model, model.run(prepared.tensor), prepared.size, *options), parallel, **video)
 
 
 def load(

@@ -151,13 +151,16 @@ class Interpreters:
 
 
 def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, Any], Any],
-                 parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
+                 parallel: int = 1, decoders: int | None = None,
+                 window: int | None = None) -> Iterator[Result]:
     """Yield ``task(model, model.prepare(source))`` for each source, in input order.
 
     ``sources`` may also be one image (a path, an array). Any failure of one input (an image
     that cannot be read, a path too long, a bug in post-processing) becomes that input's
     ``Result.error`` and the others go on; only a failing backend (BackendError) stops the run.
-    Options are checked here, before the first input is read.
+    Options are checked here, before the first input is read. ``window``: inputs in flight at
+    most (default: enough to keep every stage busy); a live video source passes ``parallel`` so
+    that no frame waits behind another one.
     """
     if parallel < 1 or (decoders is not None and decoders < 1):
         raise UsageError(f"parallel and decoders must be 1 or more, not {parallel} and {decoders}.",
@@ -165,13 +168,13 @@ def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, 
     check_parallel(parallel)
     if one_input(sources):
         sources = [sources]
-    return _results(model, iter(sources), task, parallel, decoders or default_decoders())
+    return _results(model, iter(sources), task, parallel, decoders or default_decoders(), window)
 
 
 def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any], parallel: int,
-             decoders: int) -> Iterator[Result]:
+             decoders: int, window: int | None = None) -> Iterator[Result]:
     interpreters = Interpreters(model, parallel)
-    window = 2 * (parallel + decoders)
+    window = window or 2 * (parallel + decoders)
 
     def decode(source: Any) -> tuple[Any, str | None, float]:
         if isinstance(source, UnreadableFolder):
