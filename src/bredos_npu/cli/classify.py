@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
 
 from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
+from bredos_npu.cli.stream import StreamOptions, check_video_outputs, run_video, video_input, video_options
 from bredos_npu.models import bundled
 from bredos_npu.runtime.pipeline import expand_sources
 
@@ -25,7 +27,23 @@ def _csv_rows(classes: Any) -> list[dict[str, Any]]:
 def _view() -> TaskView:
     from bredos_npu.cli.render import classes_text
 
-    return TaskView("classified", classes_text, _document, ("rank", "index", "label", "score"), _csv_rows)
+    return TaskView("classified", classes_text, _document, ("rank", "index", "label", "score"), _csv_rows,
+                    draw=_draw_top_class)
+
+
+def _draw_top_class(image: Any, classes: Any) -> Any:
+    """The best class and its score written in the top-left corner (for videos)."""
+    from PIL import ImageDraw
+
+    from bredos_npu.tasks.draw import _font
+
+    picture = image.convert("RGB")
+    if classes:
+        size = max(12, round(min(picture.size) / 20))
+        ImageDraw.Draw(picture).text((size // 2, size // 2), f"{classes[0].label} {classes[0].score:.0%}",
+                                     fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0),
+                                     font=_font(size))
+    return picture
 
 
 @click.command()
@@ -39,11 +57,15 @@ def _view() -> TaskView:
               help="Input normalisation (pixel - mean) / std; the other one defaults to 127.5.")
 @batch_options
 @click.option("--csv", "csv_path", metavar="FILE", help="Write one CSV row per image and rank to FILE.")
+@click.option("-o", "--output", metavar="FILE", help="Video: write the video with the top class drawn.")
+@video_options
 @click.pass_context
 def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
              backend: str, delegate: str | None, threads: int | None, debug: bool, top_k: int,
              input_mean: float | None, input_std: float | None, recursive: bool, parallel: int,
-             as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None) -> None:
+             as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None,
+             output: str | None, fps: float | None, every: int | None, retries: int,
+             timeout: float) -> None:
     """Classify IMAGES and folders of images (default: a bundled sample photo).
 
     Without --model it uses a bundled MobileNet V2 (uint8, ImageNet). Preprocessing follows the
@@ -52,13 +74,24 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
     """
     from bredos_npu.cli.render import model_header
 
-    outputs = Outputs(as_json, jsonl_path, csv_path, None, force, resume)
-    outputs.check(given_inputs(images) if images else 1)
+    outputs = Outputs(as_json, jsonl_path, csv_path, output, force, resume)
+    video = video_input(images)
+    stream = StreamOptions(fps, every, retries, timeout)
+    if video:
+        check_video_outputs(outputs, stream)
+    elif output:
+        raise click.UsageError("-o/--output is for video sources: classify draws nothing on images")
+    else:
+        outputs.check(given_inputs(images) if images else 1)
     net = load_model(ctx, model, backend, labels, delegate, threads, debug,
                      check=lambda loaded: loaded.check_classifier(), mean=input_mean, std=input_std)
-    sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
     header = model_header(net, default=model is None) + f"\n  load {net.load_ms:.1f} ms"
     view = _view()
+    if video:
+        run_video(ctx, net, "classify", video, functools.partial(
+            net.classify_stream, video, top_k, parallel), view, outputs, stream, header)
+        return
+    sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
     plan = plan_run(sources, view, outputs, given_inputs(images) if images else 1)
     finish(ctx, net, run_batch(net.classify_many(plan.sources, top_k, parallel=parallel), view, outputs,
                                given_inputs(images), header, first_run_note(net), plan), view, outputs)

@@ -9,6 +9,14 @@ import click
 
 from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
+from bredos_npu.cli.stream import (
+    StreamOptions,
+    check_video_outputs,
+    event_options,
+    run_video,
+    video_input,
+    video_options,
+)
 from bredos_npu.models.zoo import DEFAULT_MODELS
 from bredos_npu.runtime.pipeline import expand_sources
 
@@ -59,12 +67,17 @@ def _views() -> dict[str, TaskView]:
 
 
 def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | None,
-         outputs: Outputs, recursive: bool, run: Any, **load: Any) -> None:
+         outputs: Outputs, recursive: bool, run: Any, stream: StreamOptions,
+         stream_args: dict[str, Any], **load: Any) -> None:
     from bredos_npu.cli.render import model_header
 
     if not images:
         raise click.UsageError(f"give one or more images or folders to {task}")
-    outputs.check(given_inputs(images))
+    video = video_input(images)
+    if video:
+        check_video_outputs(outputs, stream)
+    else:
+        outputs.check(given_inputs(images))
     from bredos_npu.runtime import heads
 
     checks = {"detect": heads.detection_outputs, "segment": heads.require_segmenter,
@@ -72,6 +85,10 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
     net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task], **load)
     view = _views()[task]
     header = model_header(net, default=False, has_classes=task != "pose") + f"\n  load {net.load_ms:.1f} ms"
+    if video:
+        start = functools.partial(getattr(net, f"{task}_stream"), video, **stream_args)
+        run_video(ctx, net, task, video, start, view, outputs, stream, header)
+        return
     plan = plan_run(expand_sources(images, recursive), view, outputs, given_inputs(images))
     finish(ctx, net, run_batch(run(net, plan.sources), view, outputs, given_inputs(images), header,
                                first_run_note(net), plan), view, outputs)
@@ -90,17 +107,28 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
 @output_option
 @batch_options
 @click.option("--csv", "csv_path", metavar="FILE", help="Write one CSV row per detection to FILE.")
+@video_options
+@event_options
 @click.pass_context
 def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
            backend: str, delegate: str | None, threads: int | None, debug: bool, threshold: float,
            max_results: int | None, output: str | None, recursive: bool, parallel: int,
-           as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None) -> None:
+           as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None,
+           fps: float | None, every: int | None, retries: int, timeout: float, track: bool,
+           min_frames: int, stay: float, zones: tuple[str, ...], lines: tuple[str, ...],
+           events_path: str | None, mqtt: str | None, stream_name: str | None) -> None:
     """Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).
 
     Boxes are in pixels of the original image; labels come from --labels or the model.
+    IMAGES may also be one video: a file, an rtsp:// or http(s):// stream or /dev/videoN
+    (needs the [video] extra); then -o writes an annotated video, --jsonl one line per frame,
+    and --track/--zone/--line/--events/--mqtt turn detections into tracks and events.
     """
+    stream = StreamOptions(fps, every, retries, timeout, track, min_frames, stay, zones, lines,
+                           events_path, mqtt, stream_name)
     _run(ctx, "detect", images, model, Outputs(as_json, jsonl_path, csv_path, output, force, resume),
          recursive, lambda net, sources: net.detect_many(sources, threshold, max_results, parallel),
+         stream, {"threshold": threshold, "max_results": max_results, "parallel": parallel},
          backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
 
@@ -112,13 +140,16 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
     @functools.partial(model_options, default=DEFAULT_MODELS[task])
     @output_option
     @batch_options
+    @video_options
     @click.pass_context
     def command(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
                 backend: str, delegate: str | None, threads: int | None, debug: bool,
                 output: str | None, recursive: bool, parallel: int, as_json: bool,
-                jsonl_path: str | None, force: bool, resume: bool) -> None:
+                jsonl_path: str | None, force: bool, resume: bool, fps: float | None,
+                every: int | None, retries: int, timeout: float) -> None:
         _run(ctx, task, images, model, Outputs(as_json, jsonl_path, None, output, force, resume), recursive,
              lambda net, sources: getattr(net, many)(sources, parallel=parallel),
+             StreamOptions(fps, every, retries, timeout), {"parallel": parallel},
              backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
     return command
