@@ -65,6 +65,23 @@ class Reason(Enum):
     BAD_IMAGE_TYPE = "bad_image_type"
     NO_IMAGES = "no_images"
     FOLDER_UNREADABLE = "folder_unreadable"  # an input folder that cannot be listed
+    # video (data: path or url)
+    VIDEO_NOT_FOUND = "video_not_found"
+    NOT_A_VIDEO = "not_a_video"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    VIDEO_CORRUPT = "video_corrupt"
+    NO_CAMERA = "no_camera"
+    CAMERA_PERMISSION = "camera_permission"
+    CAMERA_UNUSABLE = "camera_unusable"
+    # live sources and services (data: url)
+    SOURCE_UNREACHABLE = "source_unreachable"
+    SOURCE_UNAUTHORIZED = "source_unauthorized"
+    SOURCE_FORBIDDEN = "source_forbidden"
+    SOURCE_NO_PICTURE = "source_no_picture"
+    SOURCE_FAILED = "source_failed"
+    SOURCE_GONE = "source_gone"  # data: attempts
+    BROKER_UNREACHABLE = "broker_unreachable"
+    BROKER_REFUSED = "broker_refused"
     # labels (data: path)
     LABELS_NOT_FOUND = "labels_not_found"
     LABELS_NOT_TEXT = "labels_not_text"

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from bredos_npu import __version__
-from bredos_npu.errors import RuntimeMissingError, SourceError, UsageError
+from bredos_npu.errors import Reason, RuntimeMissingError, SourceError, UsageError
 from bredos_npu.tasks.events import Event
 
 DEFAULT_PREFIX = "bredos_npu"
@@ -42,8 +42,8 @@ def _paho() -> Any:
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise RuntimeMissingError("MQTT publishing needs paho-mqtt: pip install "
-                                  "'bredos-npu[video]'.") from None
+        raise RuntimeMissingError("MQTT publishing needs paho-mqtt", "pip install 'bredos-npu[video]'",
+                                  Reason.MISSING_PACKAGE, package="paho-mqtt", extra="video") from None
     return mqtt
 
 
@@ -61,12 +61,14 @@ class MqttPublisher:
                  model: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise UsageError(f"The MQTT broker {url!r} is not of the form mqtt://[user:password@]host[:port].")
+            raise UsageError(f"The MQTT broker {url!r} is not of the form mqtt://[user:password@]host[:port]",
+                             reason=Reason.BAD_VALUE, option="mqtt", value=url)
         self.host, self.tls = parts.hostname, parts.scheme == "mqtts"
         try:
             self.port = parts.port or (8883 if self.tls else 1883)
         except ValueError:
-            raise UsageError(f"The MQTT broker {url!r} has an invalid port.") from None
+            raise UsageError(f"The MQTT broker {url!r} has an invalid port", reason=Reason.BAD_VALUE,
+                             option="mqtt", value=url) from None
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.stream, self.node = slug(stream), f"{slug(prefix)}_{slug(stream)}"
@@ -100,13 +102,15 @@ class MqttPublisher:
             client.connect(self.host, self.port, keepalive=30)
         except OSError as error:
             raise SourceError(f"The MQTT broker {self.where} could not be reached "
-                              f"({error.strerror or error}).") from None
+                              f"({error.strerror or error})", reason=Reason.BROKER_UNREACHABLE,
+                              url=self.where) from None
         client.loop_start()
         if not self._connected.wait(self.timeout) or self._refusal:
             client.loop_stop()
             client.disconnect()
             why = self._refusal or f"no answer within {self.timeout:g} s"
-            raise SourceError(f"The MQTT broker {self.where} refused the connection ({why}).")
+            raise SourceError(f"The MQTT broker {self.where} refused the connection ({why})",
+                              reason=Reason.BROKER_REFUSED, url=self.where)
         self.client = client
         self._publish(self.availability, "online")
 

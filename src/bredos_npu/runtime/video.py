@@ -35,6 +35,7 @@ from bredos_npu.errors import (
     BredosNpuError,
     ImageError,
     OutputError,
+    Reason,
     RuntimeMissingError,
     SourceError,
     UsageError,
@@ -60,7 +61,8 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise RuntimeMissingError(f"Video sources need PyAV: {INSTALL_HINT}.") from None
+        raise RuntimeMissingError("Video sources need PyAV", INSTALL_HINT, Reason.MISSING_PACKAGE,
+                                  package="av", extra="video") from None
     return av
 
 
@@ -137,11 +139,13 @@ class Sampler:
 
     def __init__(self, fps: float | None = None, every: int | None = None) -> None:
         if fps is not None and every is not None:
-            raise UsageError("Choose one of fps and every, not both.")
+            raise UsageError("Choose one of fps and every, not both", reason=Reason.BAD_VALUE,
+                             option="fps")
         if fps is not None and not fps > 0:
-            raise UsageError(f"fps must be more than 0, not {fps}.")
+            raise UsageError(f"fps must be more than 0, not {fps}", reason=Reason.BAD_VALUE, option="fps")
         if every is not None and every < 1:
-            raise UsageError(f"every must be 1 or more, not {every}.")
+            raise UsageError(f"every must be 1 or more, not {every}", reason=Reason.BAD_VALUE,
+                             option="every")
         self.fps, self.every = fps, every
         self.next_time: float | None = None
 
@@ -213,7 +217,8 @@ class VideoSource:
         self.sampler = Sampler(fps, every)
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         if retries is not None and retries < 0:
-            raise UsageError(f"retries must be 0 or more, not {retries}.")
+            raise UsageError(f"retries must be 0 or more, not {retries}", reason=Reason.BAD_VALUE,
+                             option="retries")
         self.retries, self.backoff = retries, backoff
         self.on_event = on_event or (lambda line: log.warning("%s", line))
         self.stats = SourceStats()
@@ -305,8 +310,8 @@ class VideoSource:
                 break
             if not self.live:
                 if reason:
-                    self.error = ImageError(f"{self.name} is corrupt after frame "
-                                            f"{self._next_index}: {reason}.")
+                    self.error = ImageError(f"{self.name} is corrupt after frame {self._next_index} "
+                                            f"({reason})", reason=Reason.VIDEO_CORRUPT, path=self.source)
                 break
             if not self._reconnect(reason or "the stream ended"):
                 break
@@ -371,7 +376,8 @@ class VideoSource:
             self.on_event(f"{self.name}: reconnected (reconnection {self.stats.reconnects})")
             return True
         self.error = SourceError(f"{self.name} dropped ({reason}) and did not come back after "
-                                 f"{attempt} attempt{'s' if attempt != 1 else ''}.")
+                                 f"{attempt} attempt{'s' if attempt != 1 else ''}",
+                                 reason=Reason.SOURCE_GONE, url=self.name, attempts=attempt)
         return False
 
     def _release(self) -> None:
@@ -393,31 +399,38 @@ class VideoSource:
             form = "v4l2"
             _check_device(self.source)
         elif not Path(self.source).exists():
-            raise ImageError(f"Video not found: {self.source}: check the path.")
+            raise ImageError(f"Video not found: {self.source}", "check the path", Reason.VIDEO_NOT_FOUND,
+                             path=self.source)
         elif Path(self.source).is_dir():
-            raise ImageError(f"{self.source} is a folder, not a video.")
+            raise ImageError(f"{self.source} is a folder, not a video", reason=Reason.IMAGE_IS_FOLDER,
+                             path=self.source)
         try:
             container = av.open(self.source, format=form, options=options,
                                 timeout=(self.open_timeout, self.read_timeout))
         except av.error.HTTPUnauthorizedError:
-            raise SourceError(f"{self.name} refused the credentials (401 Unauthorized): check the "
-                              "user name and password in the URL.") from None
+            raise SourceError(f"{self.name} refused the credentials (401 Unauthorized)",
+                              "check the user name and password in the URL", Reason.SOURCE_UNAUTHORIZED,
+                              url=self.name) from None
         except av.error.HTTPForbiddenError:
-            raise SourceError(f"{self.name} refused access (403 Forbidden).") from None
+            raise SourceError(f"{self.name} refused access (403 Forbidden)",
+                              reason=Reason.SOURCE_FORBIDDEN, url=self.name) from None
         except (av.error.FFmpegError, OSError) as error:
             raise self._open_failure(error) from None
         try:
             if not container.streams.video:
-                raise ImageError(f"{self.name} has no video stream.")
+                raise ImageError(f"{self.name} has no video stream", reason=Reason.NOT_A_VIDEO,
+                                 path=self.source)
             stream = container.streams.video[0]
             if stream.codec_context is None:  # FFmpeg has no decoder for it
                 raise ImageError(f"{self.name}: its video codec is not supported by this FFmpeg "
-                                 "(no decoder).")
+                                 "(no decoder)", reason=Reason.UNSUPPORTED_CODEC, path=self.source)
             if self.live and stream.codec_context.name and not stream.codec_context.width:
-                raise SourceError(f"{self.name} sent no picture within {self.open_timeout:g} s.")
+                raise SourceError(f"{self.name} sent no picture within {self.open_timeout:g} s",
+                                  reason=Reason.SOURCE_NO_PICTURE, url=self.name)
             if stream.codec_context.name is None or not stream.codec_context.width:
                 raise ImageError(f"{self.name}: its video codec is not supported by this FFmpeg "
-                                 f"(no decoder for {stream.codec_context.name or 'an unknown codec'}).")
+                                 f"(no decoder for {stream.codec_context.name or 'an unknown codec'})",
+                                 reason=Reason.UNSUPPORTED_CODEC, path=self.source)
         except BaseException:
             container.close()
             raise
@@ -426,13 +439,16 @@ class VideoSource:
     def _open_failure(self, error: Exception) -> Exception:
         text = _error_text(error)
         if self.kind == "file":
-            return ImageError(f"{self.name} is not a video PyAV can read ({text}).")
+            return ImageError(f"{self.name} is not a video PyAV can read ({text})",
+                              reason=Reason.NOT_A_VIDEO, path=self.source)
         if self.kind == "device":
-            return ImageError(f"Cannot open the camera {self.source} ({text}).")
+            return ImageError(f"Cannot open the camera {self.source} ({text})",
+                              reason=Reason.CAMERA_UNUSABLE, path=self.source)
         if isinstance(error, (TimeoutError, ConnectionRefusedError, _av().error.ExitError)):
             return SourceError(f"{self.name} could not be reached within {self.open_timeout:g} s "
-                               f"({text}).")
-        return SourceError(f"{self.name} could not be opened ({text}).")
+                               f"({text})", reason=Reason.SOURCE_UNREACHABLE, url=self.name)
+        return SourceError(f"{self.name} could not be opened ({text})", reason=Reason.SOURCE_FAILED,
+                           url=self.name)
 
 
 def _error_text(error: Exception) -> str:
@@ -444,13 +460,14 @@ def _check_device(path: str) -> None:
     """Clear sentences for the usual reasons a camera does not open."""
     device = Path(path)
     if not device.exists():
-        raise ImageError(f"No camera at {path}: list them with `ls /dev/video*` (and check the "
-                         "cable and `dmesg`).")
+        raise ImageError(f"No camera at {path}", "list them with `ls /dev/video*` (and check the "
+                         "cable and `dmesg`)", Reason.NO_CAMERA, path=path)
     if not device.is_char_device():
-        raise ImageError(f"{path} is not a camera device (not a character device).")
+        raise ImageError(f"{path} is not a camera device (not a character device)",
+                         reason=Reason.CAMERA_UNUSABLE, path=path)
     if not os.access(path, os.R_OK | os.W_OK):
-        raise ImageError(f"Cannot open the camera {path}: permission denied (add yourself to the "
-                         "`video` group and log in again).")
+        raise ImageError(f"Cannot open the camera {path}: permission denied", "add yourself to the "
+                         "`video` group and log in again", Reason.CAMERA_PERMISSION, path=path)
 
 
 class VideoWriter:
@@ -471,7 +488,8 @@ class VideoWriter:
         try:
             self.container = av.open(str(self.temporary), "w")
         except (av.error.FFmpegError, OSError) as error:
-            raise OutputError(f"Cannot write {self.path}: {_error_text(error)}.") from None
+            raise OutputError(f"Cannot write {self.path}: {_error_text(error)}",
+                              reason=Reason.OUTPUT_WRITE_FAILED, path=str(self.path)) from None
         self.stream = self.container.add_stream(codec, rate=self.rate)
         self.stream.width, self.stream.height = width, height
         # 4:2:0 needs even sizes; odd ones keep full chroma instead of being cropped.

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import UsageError
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.tasks.tracking import Tracked, supervision, to_sv
 
 Point = tuple[float, float]
@@ -66,7 +66,8 @@ def parse_zone(text: str) -> Zone:
     name, points = _split(text, "zone", "NAME=x,y;x,y;x,y")
     polygon = tuple(_point(p, text) for p in points.split(";") if p.strip())
     if len(polygon) < 3:
-        raise UsageError(f"The zone {text!r} needs at least 3 points: NAME=x,y;x,y;x,y.")
+        raise UsageError(f"The zone {text!r} needs at least 3 points: NAME=x,y;x,y;x,y",
+                         reason=Reason.BAD_VALUE)
     return Zone(name, polygon)
 
 
@@ -75,18 +76,18 @@ def parse_line(text: str) -> Line:
     name, numbers = _split(text, "line", "NAME=x1,y1,x2,y2")
     values = numbers.replace(";", ",").split(",")
     if len(values) != 4:
-        raise UsageError(f"The line {text!r} needs 4 numbers: NAME=x1,y1,x2,y2.")
+        raise UsageError(f"The line {text!r} needs 4 numbers: NAME=x1,y1,x2,y2", reason=Reason.BAD_VALUE)
     x1, y1 = _point(",".join(values[:2]), text)
     x2, y2 = _point(",".join(values[2:]), text)
     if (x1, y1) == (x2, y2):
-        raise UsageError(f"The line {text!r} has the same start and end.")
+        raise UsageError(f"The line {text!r} has the same start and end", reason=Reason.BAD_VALUE)
     return Line(name, (x1, y1), (x2, y2))
 
 
 def _split(text: str, what: str, form: str) -> tuple[str, str]:
     name, sep, rest = text.partition("=")
     if not sep or not name.strip() or not rest.strip():
-        raise UsageError(f"The {what} {text!r} is not of the form {form}.")
+        raise UsageError(f"The {what} {text!r} is not of the form {form}", reason=Reason.BAD_VALUE)
     return name.strip(), rest
 
 
@@ -94,7 +95,8 @@ def _point(text: str, whole: str) -> Point:
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"{whole!r}: {text!r} is not a point x,y in pixels.") from None
+        raise UsageError(f"{whole!r}: {text!r} is not a point x,y in pixels",
+                         reason=Reason.BAD_VALUE) from None
     return x, y
 
 
@@ -120,7 +122,7 @@ class EventDetector:
     def __init__(self, min_frames: int = 3, stay_seconds: float = 10.0, zones: Sequence[Zone] = (),
                  lines: Sequence[Line] = ()) -> None:
         if min_frames < 1:
-            raise UsageError(f"min_frames must be 1 or more, not {min_frames}.")
+            raise UsageError(f"min_frames must be 1 or more, not {min_frames}", reason=Reason.BAD_VALUE)
         self.min_frames, self.stay_seconds = min_frames, stay_seconds
         self.zones, self.lines = list(zones), list(lines)
         self.tracks: dict[int, _Track] = {}

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import RuntimeMissingError
+from bredos_npu.errors import Reason, RuntimeMissingError
 from bredos_npu.tasks.detect import Detection
 
 
@@ -35,8 +35,9 @@ def supervision() -> Any:
         try:
             import supervision as sv
         except ImportError:
-            raise RuntimeMissingError("Tracking needs supervision: pip install "
-                                      "'bredos-npu[video]'.") from None
+            raise RuntimeMissingError("Tracking needs supervision", "pip install 'bredos-npu[video]'",
+                                      Reason.MISSING_PACKAGE, package="supervision",
+                                      extra="video") from None
     return sv
 
 
