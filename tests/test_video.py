@@ -182,8 +182,8 @@ def test_stop_on_sigterm_keeps_outputs(videos, tmp_path) -> None:
             time.sleep(0.1)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=20)
-    assert child.returncode == 0, err
-    assert "stopping after the frames in flight" in err
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert "stopping after the frames in flight" in err and ", stopped by SIGTERM" in err
     records = [json.loads(line) for line in frames.read_text().splitlines()]
     assert len(records) >= 5
     assert len(decoded_frames(video)) == len(records)

@@ -2,8 +2,9 @@
 tracks, events and MQTT. The work is in :mod:`bredos_npu.runtime.stream` and the task modules;
 this file parses options and renders.
 
-Ctrl-C or SIGTERM ends a stream cleanly: the frames in flight finish and every output is
-closed and kept (a second Ctrl-C interrupts at once).
+Ctrl-C, SIGTERM or SIGHUP ends a stream cleanly: the frames in flight finish, every output is
+closed and kept, and the exit status is 128 + the signal's number as for folders (a second
+Ctrl-C interrupts at once).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,6 +23,7 @@ from typing import IO, Any
 import click
 
 from bredos_npu.cli.batch import Outputs, TaskView
+from bredos_npu.cli.interrupts import SIGNALS
 from bredos_npu.errors import OutputError
 from bredos_npu.outputs import STDOUT, check_output
 
@@ -131,26 +134,26 @@ def check_video_outputs(outputs: Outputs, options: StreamOptions) -> None:
 
 
 @contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``stop`` once; a second SIGINT interrupts at once."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    asked = []
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
+    """SIGINT, SIGTERM and SIGHUP call ``stop`` once (the list yielded gets the signal number);
+    a second SIGINT interrupts at once. Main thread only: elsewhere the handlers stay."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
 
     def handler(signum: int, frame: Any) -> None:
         if asked and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if not asked:
+            click.echo("bredos-npu: stopping after the frames in flight (Ctrl-C again to interrupt).",
+                       err=True)
         asked.append(signum)
-        click.echo("bredos-npu: stopping after the frames in flight (Ctrl-C again to interrupt).",
-                   err=True)
         stop()
 
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
-        for sig in previous:
-            signal.signal(sig, handler)
-    except ValueError:  # not the main thread (e.g. under a test runner's thread): no handlers
-        previous = {}
-    try:
-        yield
+        yield asked
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -218,7 +221,7 @@ def run_video(ctx: click.Context, net: Any, task: str, source: str, start: Calla
         done = failed = 0
         started = time.perf_counter()
         try:
-            with stop_on_signals(stream.stop):
+            with stop_on_signals(stream.stop) as asked:
                 for result in stream.results(raise_at_end=False):
                     done += 1
                     failed += not result.ok
@@ -252,7 +255,10 @@ def run_video(ctx: click.Context, net: Any, task: str, source: str, start: Calla
         if writer is not None:
             writer.close()
     seconds = time.perf_counter() - started
-    _summary(stream, done, failed, seconds, outputs, options)
+    stopped_by = signal.Signals(asked[0]).name if asked else None
+    _summary(stream, done, failed, seconds, outputs, options, stopped_by)
+    if asked:
+        ctx.exit(128 + asked[0])  # the shell's convention, as for folders; the outputs are complete
     if stream.error is not None:
         raise stream.error
 
@@ -309,7 +315,7 @@ def _print_frame(result: Any, view: TaskView, value: Any, found: list[Any]) -> N
 
 
 def _summary(stream: Any, done: int, failed: int, seconds: float, outputs: Outputs,
-             options: StreamOptions) -> None:
+             options: StreamOptions, stopped_by: str | None = None) -> None:
     stats = stream.stats
     files = [f for f in (outputs.jsonl, options.events, outputs.pictures) if f and f != STDOUT]
     live = (f", {stats.dropped} dropped as stale, {stats.reconnects} reconnection"
@@ -317,4 +323,5 @@ def _summary(stream: Any, done: int, failed: int, seconds: float, outputs: Outpu
     click.echo(f"bredos-npu: {done - failed} of {stats.frames_in} frames of {stream.name} analysed"
                + (f", {failed} failed" if failed else "") + live
                + f" in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} frames/s)"
+               + (f", stopped by {stopped_by}" if stopped_by else "")
                + (f"; written: {', '.join(files)}" if files else "") + ".", err=True)
