@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,11 @@ SKELETON = (
     (0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
     (11, 12), (11, 13), (13, 15), (12, 14), (14, 16),
 )
+
+
+# A keypoint is drawn from this score on; a person is found when the two ends of at least one
+# bone of the skeleton reach it (so the picture shows at least one line of the skeleton).
+MIN_KEYPOINT_SCORE = 0.3
 
 
 class Keypoint(NamedTuple):
@@ -35,3 +41,10 @@ def to_keypoints(output: np.ndarray, image_size: tuple[int, int]) -> list[Keypoi
     width, height = image_size
     return [Keypoint(name, float(x * width), float(y * height), float(score))
             for name, (y, x, score) in zip(KEYPOINTS, rows.astype(np.float64), strict=True)]
+
+
+def person_found(points: Sequence[Keypoint], min_score: float = MIN_KEYPOINT_SCORE) -> bool:
+    """Whether the keypoints describe a person: both ends of some bone of SKELETON score at least
+    ``min_score``. MoveNet always returns 17 points; on an image without a person they are noise
+    with low scores (on a cat photo: one point at 0.3, the rest 0.06-0.25)."""
+    return any(points[a].score >= min_score and points[b].score >= min_score for a, b in SKELETON)
