@@ -193,8 +193,25 @@ def test_squat_pose_geometry():
     hips = (points["left_hip"].y + points["right_hip"].y) / 2
     ankles = (points["left_ankle"].y + points["right_ankle"].y) / 2
     assert shoulders < hips < ankles  # image y grows downwards
-    width, height = Image.open(SQUAT).size
-    assert all(0 <= p.x <= width and 0 <= p.y <= height for p in points.values())
+
+
+def test_keypoints_match_a_bare_interpreter():
+    """MoveNet run by hand: [1,1,17,3] rows of (y, x, score) in 0..1 of the input, scaled here."""
+    interpreter = Interpreter(model_path=str(MOVENET))
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    _, height, width, _ = detail["shape"]
+    with Image.open(SQUAT) as image:
+        size = image.size
+        pixels = np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
+    interpreter.set_tensor(detail["index"], pixels[np.newaxis].astype(detail["dtype"]))
+    interpreter.invoke()
+    expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(17, 3)
+    found = bredos_npu.load(MOVENET, backend="cpu").pose(SQUAT)
+    for point, (y, x, score) in zip(found, expected, strict=True):
+        assert point.x == pytest.approx(x * size[0], abs=0.02 * size[0]), point
+        assert point.y == pytest.approx(y * size[1], abs=0.02 * size[1]), point
+        assert point.score == pytest.approx(score, abs=0.05), point
 
 
 def test_pose_cli_json_and_skeleton(capfd, tmp_path):
