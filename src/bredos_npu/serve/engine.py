@@ -25,6 +25,7 @@ import numpy as np
 from bredos_npu.errors import BackendError, BredosNpuError, ImageError, Reason
 from bredos_npu.runtime.model import Model
 from bredos_npu.serve import tasks
+from bredos_npu.tasks.quant import dequantize
 
 log = logging.getLogger("bredos_npu.serve")
 EXIF_ORIENTATION = 0x0112
@@ -52,6 +53,8 @@ class Decoded(NamedTuple):
 
 
 class Inference(NamedTuple):
+    """Raw output tensors (still quantized), interpreter milliseconds, and the backend used."""
+
     outputs: list[np.ndarray]
     inference_ms: float
     backend: str
@@ -142,7 +145,7 @@ class ServedModel:
         worker = idle.get()
         started = time.perf_counter()
         try:
-            outputs = worker.run(tensor)
+            outputs = worker.invoke(tensor)  # dequantizing waits for a decoding thread
         except Exception as exc:  # the delegate or the runtime failed inside invoke
             return self._recover(worker, tensor, exc)
         finally:
@@ -164,7 +167,7 @@ class ServedModel:
         worker = idle.get()
         started = time.perf_counter()
         try:
-            outputs = worker.run(tensor)
+            outputs = worker.invoke(tensor)
         finally:
             idle.put(worker)
         return Inference(outputs, (time.perf_counter() - started) * 1e3, worker.backend.name)
@@ -172,6 +175,13 @@ class ServedModel:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _finish(served: ServedModel, raw: list[np.ndarray], size: tuple[int, int],
+            options: tasks.Options) -> Any:
+    model = served.model
+    outputs = [dequantize(values, spec.quant) for values, spec in zip(raw, model.outputs, strict=True)]
+    return tasks.postprocess(served.task, model, outputs, size, options)
 
 
 def warmed(workers: list[Model]) -> list[Model]:
@@ -231,9 +241,8 @@ class Engine:
 
     def finish(self, served: ServedModel, inference: Inference, size: tuple[int, int],
                options: tasks.Options) -> Future[Any]:
-        """Post-process on a decoding thread: the task's result value."""
-        return self._decoders.submit(tasks.postprocess, served.task, served.model,
-                                     inference.outputs, size, options)
+        """Dequantize and post-process on a decoding thread: the task's result value."""
+        return self._decoders.submit(_finish, served, inference.outputs, size, options)
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)

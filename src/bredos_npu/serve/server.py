@@ -162,6 +162,9 @@ def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, 
     # re-raise harmless, so a requested stop ends with status 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: None)
+    # An inference thread coming back from invoke (which runs without the GIL) waits for the GIL
+    # up to the switch interval while HTTP parsing or decoding holds it: keep that wait short.
+    sys.setswitchinterval(0.001)
     try:
         server.run(sockets=[sock])
     finally:
