@@ -416,6 +416,18 @@ def test_slow_upload_gets_408_and_a_disconnect_frees_everything(limited):
     assert ok.json()["detections"]
 
 
+def test_uploads_in_progress_are_bounded(limited):
+    """--queue 1: at most 4 x 1 + 4 = 8 requests in progress, slow uploads included."""
+    image = jpeg(PETS)
+    slow = [raw_request(limited.url, "/v1/detect", image[:100], len(image)) for _ in range(8)]
+    time.sleep(0.3)
+    refused = requests.post(limited.url + "/v1/detect", data=image, timeout=TIMEOUT)
+    for sock in slow:
+        sock.close()
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert "8 requests are in progress" in refused.json()["error"]
+
+
 def test_sigterm_finishes_in_flight_requests_then_exits_0():
     with ServeProcess("-m", "mobilenet-v2", "--threads", "1") as running:
         image = CAT.read_bytes()

@@ -64,7 +64,8 @@ def read_api_key(api_key: str | None, api_key_file: str | None) -> str | None:
 @click.option("--delegate", metavar="PATH", help="External delegate library (default: libteflon.so).")
 @click.option("--max-body", default="20MB", show_default=True, help="Largest request accepted (413 above).")
 @click.option("--queue", "queue_size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Requests decoded, waiting or running at once; more get 503 with Retry-After.")
+              help="Requests decoded, waiting or running at once; more get 503 with Retry-After "
+                   "(and at most 4 x N + 4 in progress, uploads included).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds from a request's first byte to its answer.")
 @click.option("--max-predictions", type=click.IntRange(min=1), default=20, show_default=True,
@@ -104,5 +105,7 @@ def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api
     served = load_models(specs, LoadOptions(backend, threads, delegate, parallel, debug))
     loaded_at = time.perf_counter()
     engine = Engine(served, capacity=queue_size)
-    settings = Settings(api_key=key, max_body=body_limit, timeout=timeout, max_predictions=max_predictions)
+    # Uploads are read before a queue slot is taken: bound them too, a few per slot.
+    settings = Settings(api_key=key, max_body=body_limit, timeout=timeout, max_predictions=max_predictions,
+                        max_requests=4 * queue_size + 4)
     ctx.exit(run(engine, settings, host, port, grace, loaded_at))

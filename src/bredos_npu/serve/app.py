@@ -66,16 +66,22 @@ class BodyTooLarge(Problem):
     status = 413
 
 
+class Overloaded(Problem):
+    status = 503
+    headers = {"Retry-After": "1"}  # noqa: RUF012 (read only)
+
+
 @dataclass(frozen=True)
 class Settings:
     """api_key: required on every API call when set. max_body: bytes per request. timeout: seconds
-    from the first byte to the answer. max_predictions: DeepStack rows at most. started: for uptime."""
+    from the first byte to the answer. max_predictions: DeepStack rows at most. max_requests:
+    requests in progress at once, uploads included (more get 503). started: for uptime."""
 
     api_key: str | None = None
     max_body: int = 20 * 1024 * 1024
     timeout: float = 30.0
     max_predictions: int = 20
-    retry_after: int = 1
+    max_requests: int = 68
     started: float = field(default_factory=time.time)
 
 
@@ -333,14 +339,16 @@ def _openapi() -> bytes:
 
 
 class Guard:
-    """ASGI middleware: a deadline and a size limit on every request body, and the access log.
+    """ASGI middleware: a deadline and a size limit on every request body, a bound on requests in
+    progress (uploads included, so memory stays bounded), and the access log.
 
-    A body over the limit is read to its end and dropped before the 413 goes out (a server that
+    A refused body is read to its end and dropped before the answer goes out (a server that
     closes on unread data makes the client's kernel reset the connection, losing the answer).
     """
 
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
         self.app, self.settings, self.metrics = app, settings, metrics
+        self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -357,17 +365,23 @@ class Guard:
                 status = message["status"]
             await send(message)
 
+        self.active += 1  # one event loop: no lock needed
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.settings.max_body:
                 await self._drain(receive, deadline)
                 await _reply(watched_send, BodyTooLarge(self._too_large()))
+            elif self.active > self.settings.max_requests:
+                await self._drain(receive, deadline)
+                busy = f"{self.settings.max_requests} requests are in progress: retry shortly"
+                await _reply(watched_send, Overloaded(busy))
             else:
                 await self.app(scope, self._limited(receive, deadline), watched_send)
         except Problem as exc:
             if status == 0:
                 await _reply(watched_send, exc)
         finally:
+            self.active -= 1
             self._log(scope, status or 499, (time.perf_counter() - started))
 
     def _too_large(self) -> str:
@@ -417,9 +431,10 @@ async def _receive_before(receive: Receive, deadline: float) -> Message:
 
 async def _reply(send: Send, exc: Problem) -> None:
     body = json.dumps(deepstack.error(str(exc), exc.status)).encode()
-    await send({"type": "http.response.start", "status": exc.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
