@@ -104,6 +104,8 @@ class Reason(Enum):
     DELEGATE_REFUSED_MODEL = "delegate_refused_model"
     DELEGATE_TOOK_NOTHING = "delegate_took_nothing"
     PARALLEL_FAILED = "parallel_failed"
+    CLUSTER_UNREACHABLE = "cluster_unreachable"  # data: address
+    CLUSTER_NO_WORKERS = "cluster_no_workers"  # every worker of a cluster run died (data: address)
     # a package is missing (data: package, extra)
     MISSING_PACKAGE = "missing_package"
     # output files (data: path)

@@ -57,6 +57,7 @@ class Outputs:
     pictures: str | None = None
     force: bool = False
     resume: bool = False
+    nodes: bool = False  # record the cluster node that computed each result
 
     @property
     def results_file(self) -> str | None:
@@ -280,7 +281,8 @@ class ResultsFile:
             self.out = self.file.handle
             if previous.content:
                 self.out.write(previous.content.decode("utf-8"))
-        self.writer = csv.DictWriter(self.out, fieldnames=("image", *view.csv_fields, "error")) \
+        node = ("node",) if outputs.nodes else ()
+        self.writer = csv.DictWriter(self.out, fieldnames=("image", *view.csv_fields, "error", *node)) \
             if outputs.csv else None
         if self.writer and not previous.content:
             self.writer.writeheader()
@@ -291,6 +293,8 @@ class ResultsFile:
                 assert self.view.csv_rows is not None
                 rows = [{"image": source, "error": document["error"]}] if result.error else \
                     [{"image": source, **row} for row in self.view.csv_rows(result.value)]
+                if result.node is not None:
+                    rows = [{**row, "node": result.node} for row in rows]
                 self.writer.writerows(rows)
             else:
                 self.out.write(json.dumps(document) + "\n")
@@ -361,6 +365,8 @@ def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, p
         "image": source, **view.document(result.value),
         "preprocess_ms": round(result.preprocess_ms, 3),
         "inference_ms": round(result.inference_ms, 3)}
+    if result.node is not None:
+        document["node"] = result.node
     if result.error:
         counts["failed"] += 1
         bar.clear()
@@ -406,7 +412,7 @@ def summary(batch: Batch, verb: str, file_output: str | None) -> str:
 
 
 def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """-r/--recursive, --parallel, --json, --jsonl, --force, --resume."""
+    """-r/--recursive, --parallel, --json, --jsonl, --force, --resume, --cluster, --ship."""
     for option in reversed([
         click.option("-r", "--recursive", is_flag=True, help="Also process images in subfolders."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
@@ -417,6 +423,12 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run: skip the inputs already in the --jsonl/--csv "
                           "FILE (or, with -o FOLDER alone, whose pictures exist)."),
+        click.option("--cluster", metavar="ADDRESS",
+                     help="Run on a Ray cluster (auto, HOST:6379 or ray://HOST:10001): one worker per "
+                          "NPU core of its boards; --parallel N asks for N workers instead."),
+        click.option("--ship", is_flag=True,
+                     help="With --cluster: send the images' bytes from here instead of reading their "
+                          "paths on each node (use without shared storage)."),
     ]):
         command = option(command)
     return command
@@ -460,3 +472,35 @@ def interrupted_line(batch: Batch, outputs: Outputs) -> str:
         return (line + f"; their results are kept {' and '.join(kept)}: run the same command with "
                 "--resume to continue.")
     return line + "."
+
+
+def task_results(net: Any, task: str, sources: Iterable[Any], options: dict[str, Any], parallel: int,
+                 cluster: str | None, ship: bool, load_options: dict[str, Any]) -> Iterator[Result]:
+    """``net.<task>_many`` here, or the same on a Ray cluster's workers when ``cluster`` is given.
+
+    load_options: what the command was asked (backend, delegate, threads, labels): each worker
+    chooses its backend on its own board.
+    """
+    if cluster is None:
+        if ship:
+            raise click.UsageError("--ship goes with --cluster")
+        return getattr(net, f"{task}_many")(sources, **options, parallel=parallel)
+    return _on_cluster(net, task, sources, options, parallel, cluster, ship, load_options)
+
+
+def _on_cluster(net: Any, task: str, sources: Iterable[Any], options: dict[str, Any], parallel: int,
+                cluster: str, ship: bool, load_options: dict[str, Any]) -> Iterator[Result]:
+    from bredos_npu.cluster.runner import run_on_cluster
+
+    given = {k: v for k, v in load_options.items() if v is not None}
+    labels = given.pop("labels", None)
+    run = run_on_cluster(cluster, net.path, task, sources, options, ship=ship, labels=labels,
+                         load_options=given, actors=parallel if parallel > 1 else None)
+    nodes = {w["node"] for w in run.workers}
+    backends = ", ".join(sorted({w["backend"] for w in run.workers}))
+    click.echo(f"bredos-npu: cluster {cluster}: {len(run.workers)} workers on {len(nodes)} node(s) "
+               f"({backends})", err=True)
+    yield from run
+    if run.retried:
+        click.echo(f"bredos-npu: cluster: {run.lost_actors} worker(s) died; {run.retried} image(s) were "
+                   "sent again to the others (each result is written once).", err=True)

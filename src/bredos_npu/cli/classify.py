@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
+from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch, task_results
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.cli.stream import StreamOptions, check_video_outputs, run_video, video_input, video_options
 from bredos_npu.models import bundled
@@ -63,9 +63,9 @@ def _draw_top_class(image: Any, classes: Any) -> Any:
 def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
              backend: str, delegate: str | None, threads: int | None, debug: bool, top_k: int,
              input_mean: float | None, input_std: float | None, recursive: bool, parallel: int,
-             as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None,
-             output: str | None, fps: float | None, every: int | None, retries: int,
-             timeout: float) -> None:
+             as_json: bool, jsonl_path: str | None, force: bool, resume: bool, cluster: str | None,
+             ship: bool, csv_path: str | None, output: str | None, fps: float | None, every: int | None,
+             retries: int, timeout: float) -> None:
     """Classify IMAGES and folders of images (default: a bundled sample photo).
 
     Without --model it uses a bundled MobileNet V2 (uint8, ImageNet). Preprocessing follows the
@@ -74,16 +74,19 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
     """
     from bredos_npu.cli.render import model_header
 
-    outputs = Outputs(as_json, jsonl_path, csv_path, output, force, resume)
+    outputs = Outputs(as_json, jsonl_path, csv_path, output, force, resume, nodes=cluster is not None)
     video = video_input(images)
     stream = StreamOptions(fps, every, retries, timeout)
     if video:
+        if cluster:
+            raise click.UsageError("--cluster takes image files and folders, not a video source")
         check_video_outputs(outputs, stream)
     elif output:
         raise click.UsageError("-o/--output is for video sources: classify draws nothing on images")
     else:
         outputs.check(given_inputs(images) if images else 1)
-    net = load_model(ctx, model, backend, labels, delegate, threads, debug,
+    # On a cluster each worker chooses its own backend: here the model is only checked, on the CPU.
+    net = load_model(ctx, model, "cpu" if cluster else backend, labels, delegate, threads, debug,
                      check=lambda loaded: loaded.check_classifier(), mean=input_mean, std=input_std)
     header = model_header(net, default=model is None) + f"\n  load {net.load_ms:.1f} ms"
     view = _view()
@@ -93,5 +96,8 @@ def classify(ctx: click.Context, images: tuple[str, ...], model: str | None, lab
         return
     sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
     plan = plan_run(sources, view, outputs, given_inputs(images) if images else 1)
-    finish(ctx, net, run_batch(net.classify_many(plan.sources, top_k, parallel=parallel), view, outputs,
-                               given_inputs(images), header, first_run_note(net), plan), view, outputs)
+    results = task_results(net, "classify", plan.sources, {"top_k": top_k}, parallel, cluster, ship,
+                           {"backend": backend, "delegate": delegate, "threads": threads, "labels": labels,
+                            "mean": input_mean, "std": input_std})
+    batch = run_batch(results, view, outputs, given_inputs(images), header, first_run_note(net), plan)
+    finish(ctx, net, batch, view, outputs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch
+from bredos_npu.cli.batch import Outputs, TaskView, batch_options, finish, plan_run, run_batch, task_results
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.cli.stream import (
     StreamOptions,
@@ -67,13 +67,16 @@ def _views() -> dict[str, TaskView]:
 
 
 def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | None,
-         outputs: Outputs, recursive: bool, run: Any, stream: StreamOptions,
-         stream_args: dict[str, Any], **load: Any) -> None:
+         outputs: Outputs, recursive: bool, options: dict[str, Any], parallel: int,
+         cluster: str | None, ship: bool, stream: StreamOptions, stream_args: dict[str, Any],
+         **load: Any) -> None:
     from bredos_npu.cli.render import model_header
 
     if not images:
         raise click.UsageError(f"give one or more images or folders to {task}")
     video = video_input(images)
+    if video and cluster:
+        raise click.UsageError("--cluster takes image files and folders, not a video source")
     if video:
         check_video_outputs(outputs, stream)
     else:
@@ -82,7 +85,9 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
 
     checks = {"detect": heads.detection_outputs, "segment": heads.require_segmenter,
               "pose": heads.require_pose}
-    net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task], **load)
+    # On a cluster each worker chooses its own backend: here the model is only checked, on the CPU.
+    net = load_model(ctx, model or DEFAULT_MODELS[task], check=checks[task],
+                     **{**load, "backend": "cpu" if cluster else load["backend"]})
     view = _views()[task]
     header = model_header(net, default=False, has_classes=task != "pose") + f"\n  load {net.load_ms:.1f} ms"
     if video:
@@ -90,7 +95,8 @@ def _run(ctx: click.Context, task: str, images: tuple[str, ...], model: str | No
         run_video(ctx, net, task, video, start, view, outputs, stream, header)
         return
     plan = plan_run(expand_sources(images, recursive), view, outputs, given_inputs(images))
-    finish(ctx, net, run_batch(run(net, plan.sources), view, outputs, given_inputs(images), header,
+    results = task_results(net, task, plan.sources, options, parallel, cluster, ship, load)
+    finish(ctx, net, run_batch(results, view, outputs, given_inputs(images), header,
                                first_run_note(net), plan), view, outputs)
 
 
@@ -113,10 +119,11 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
 def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
            backend: str, delegate: str | None, threads: int | None, debug: bool, threshold: float,
            max_results: int | None, output: str | None, recursive: bool, parallel: int,
-           as_json: bool, jsonl_path: str | None, force: bool, resume: bool, csv_path: str | None,
-           fps: float | None, every: int | None, retries: int, timeout: float, track: bool,
-           min_frames: int, stay: float, zones: tuple[str, ...], lines: tuple[str, ...],
-           events_path: str | None, mqtt: str | None, stream_name: str | None) -> None:
+           as_json: bool, jsonl_path: str | None, force: bool, resume: bool, cluster: str | None,
+           ship: bool, csv_path: str | None, fps: float | None, every: int | None, retries: int,
+           timeout: float, track: bool, min_frames: int, stay: float, zones: tuple[str, ...],
+           lines: tuple[str, ...], events_path: str | None, mqtt: str | None,
+           stream_name: str | None) -> None:
     """Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).
 
     Boxes are in pixels of the original image; labels come from --labels or the model.
@@ -126,13 +133,14 @@ def detect(ctx: click.Context, images: tuple[str, ...], model: str | None, label
     """
     stream = StreamOptions(fps, every, retries, timeout, track, min_frames, stay, zones, lines,
                            events_path, mqtt, stream_name)
-    _run(ctx, "detect", images, model, Outputs(as_json, jsonl_path, csv_path, output, force, resume),
-         recursive, lambda net, sources: net.detect_many(sources, threshold, max_results, parallel),
+    _run(ctx, "detect", images, model,
+         Outputs(as_json, jsonl_path, csv_path, output, force, resume, nodes=cluster is not None), recursive,
+         {"threshold": threshold, "max_results": max_results}, parallel, cluster, ship,
          stream, {"threshold": threshold, "max_results": max_results, "parallel": parallel},
          backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
 
-def _picture_task(task: str, help_text: str, many: str) -> click.Command:
+def _picture_task(task: str, help_text: str) -> click.Command:
     """A command for a task whose only options are the shared ones (segment, pose)."""
 
     @click.command(task, help=help_text)
@@ -145,11 +153,11 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
     def command(ctx: click.Context, images: tuple[str, ...], model: str | None, labels: str | None,
                 backend: str, delegate: str | None, threads: int | None, debug: bool,
                 output: str | None, recursive: bool, parallel: int, as_json: bool,
-                jsonl_path: str | None, force: bool, resume: bool, fps: float | None,
-                every: int | None, retries: int, timeout: float) -> None:
-        _run(ctx, task, images, model, Outputs(as_json, jsonl_path, None, output, force, resume), recursive,
-             lambda net, sources: getattr(net, many)(sources, parallel=parallel),
-             StreamOptions(fps, every, retries, timeout), {"parallel": parallel},
+                jsonl_path: str | None, force: bool, resume: bool, cluster: str | None, ship: bool,
+                fps: float | None, every: int | None, retries: int, timeout: float) -> None:
+        _run(ctx, task, images, model,
+             Outputs(as_json, jsonl_path, None, output, force, resume, nodes=cluster is not None), recursive,
+             {}, parallel, cluster, ship, StreamOptions(fps, every, retries, timeout), {"parallel": parallel},
              backend=backend, labels=labels, delegate=delegate, threads=threads, debug=debug)
 
     return command
@@ -157,7 +165,7 @@ def _picture_task(task: str, help_text: str, many: str) -> click.Command:
 
 segment = _picture_task(
     "segment", "Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes)."
-    "\n\nPrints the share of pixels per class; --output writes a coloured overlay PNG.", "segment_many")
+    "\n\nPrints the share of pixels per class; --output writes a coloured overlay PNG.")
 pose = _picture_task(
     "pose", "Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning)."
-    "\n\n--output draws the skeleton on the image.", "pose_many")
+    "\n\n--output draws the skeleton on the image.")

@@ -37,6 +37,7 @@ class Result(NamedTuple):
     error: str | None
     preprocess_ms: float
     inference_ms: float
+    node: str | None = None  # the cluster node that computed it (None: this machine)
 
     @property
     def ok(self) -> bool:
