@@ -24,13 +24,13 @@ from conftest import IMAGES, MODELS
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
+import ray
+from ray.cluster_utils import Cluster
 
-from bredos_npu.cluster import NPU_RESOURCE  # noqa: E402
-from bredos_npu.cluster.connect import connect  # noqa: E402
-from bredos_npu.cluster.runner import run_on_cluster  # noqa: E402
-from bredos_npu.errors import EXIT_BACKEND, EXIT_IMAGE, EXIT_RUNTIME  # noqa: E402
+from bredos_npu.cluster import NPU_RESOURCE
+from bredos_npu.cluster.connect import connect
+from bredos_npu.cluster.runner import run_on_cluster
+from bredos_npu.errors import EXIT_BACKEND, EXIT_IMAGE, EXIT_RUNTIME
 
 SSD = MODELS / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 TIMING = ("preprocess_ms", "inference_ms", "node")

@@ -29,8 +29,18 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
 
 
 def _register() -> None:
-    from bredos_npu.cli import (bench, classify, cluster, doctor, inspect, models, quantize, report, serve,
-                                vision)
+    from bredos_npu.cli import (
+        bench,
+        classify,
+        cluster,
+        doctor,
+        inspect,
+        models,
+        quantize,
+        report,
+        serve,
+        vision,
+    )
 
     for command in (classify.classify, vision.detect, vision.segment, vision.pose, inspect.inspect,
                     bench.bench, doctor.doctor, models.models, quantize.quantize, report.report,
