@@ -143,13 +143,26 @@ def test_missing_ray_is_one_line_and_exit_8(monkeypatch, capfd):
     assert "bredos-npu[cluster]" in done.err and done.err.count("\n") == 1
 
 
-def test_cluster_start_offers_the_doctors_npu_cores_and_status_lists_them(ready_board):
+def test_a_ready_board_offers_three_npu_cores_and_another_none(ready_board, fake_system):
+    from bredos_npu.cluster.nodes import offer, start_command
+
+    ready = offer(str(ready_board.base))
+    assert ready == (3, "NPU ready")
+    command = start_command(ready.npu_cores, head=True, address=None, port=6390)
+    assert command[command.index("--resources") + 1] == '{"rk3588_npu": 3}'
+    assert "--include-dashboard=false" in command and "--disable-usage-stats" in command
+    ready_board.remove("/dev/accel/accel0")
+    assert offer(str(ready_board.base)).npu_cores == 0
+
+
+def test_cluster_start_and_status_on_this_machine():
+    """A real head started by `cluster start --block`; this machine has no NPU, so 0 cores."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     head = subprocess.Popen([sys.executable, "-m", "bredos_npu", "cluster", "start", "--head", "--port",
-                             str(port), "--block", "--root", str(ready_board.base)],
+                             str(port), "--block"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -163,9 +176,9 @@ def test_cluster_start_offers_the_doctors_npu_cores_and_status_lists_them(ready_
                                  f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
         row = status.stdout.splitlines()[1].split()
-        assert row[1:5] == ["alive", "3", row[3], "npu"]
-        assert "3 NPU cores in all" in status.stdout
+        assert row[1:3] == ["alive", "0"] and row[4] == "cpu" and int(row[3]) == os.cpu_count()
+        assert "CPU only" in status.stdout and "0 NPU cores in all" in status.stdout
     finally:
-        head.send_signal(signal.SIGTERM)
+        head.send_signal(signal.SIGTERM)  # reaches `ray start --block` itself, which stops its node
         _, err = head.communicate(timeout=60)
-    assert "offers 3 NPU cores (NPU ready)" in err
+    assert "offers 0 NPU cores (CPU only" in err
