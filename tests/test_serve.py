@@ -583,3 +583,18 @@ def test_web_page_draws_keypoints_and_masks(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve-page-segment.png"), full_page=True)
     page.close()
+
+
+def test_without_models_it_serves_the_zoo_detector_and_the_bundled_classifier(tmp_path):
+    """No -m: the zoo's default detector (fetched from a local mirror here) and the classifier."""
+    from model_server import ModelServer
+
+    with ModelServer([MODELS, LABELS]) as mirror:
+        env = {"BREDOS_NPU_MODEL_BASE_URL": mirror.url, "BREDOS_NPU_CACHE": str(tmp_path / "cache"),
+               "BREDOS_NPU_OFFLINE": ""}
+        with ServeProcess("--threads", "1", env=env) as running:
+            models = requests.get(running.url + "/v1/models", timeout=TIMEOUT).json()["models"]
+            assert [(m["name"], m["task"]) for m in models] == [("ssd-mobilenet-v1", "detect"),
+                                                                  ("mobilenet-v2", "classify")]
+            reply = post(running.url, "/v1/vision/detection", PETS.read_bytes()).json()
+            assert reply["success"] and {p["label"] for p in reply["predictions"]} == {"cat", "dog"}
