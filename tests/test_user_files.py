@@ -390,11 +390,23 @@ def _descend(root, names, image):
         os.close(folder)
 
 
-def test_very_deep_and_too_long_trees_are_walked_or_reported(capfd, tmp_path):
-    deep, long = tmp_path / "deep", tmp_path / "long"
+@pytest.fixture
+def deep_tree(tmp_path):
+    """deep/d/d/.../d/x.bmp, 1200 levels: deeper than Python 3.11's os.walk (and shutil.rmtree,
+    which pytest uses to clean up) can recurse, so the test removes it itself, deepest first."""
+    deep = tmp_path / "deep"
     deep.mkdir()
+    _descend(deep, ["d"] * 1200, CAT)
+    yield deep
+    folders = [deep / ("d/" * level) for level in range(1200, 0, -1)]
+    (folders[0] / "x.bmp").unlink()
+    for folder in folders:
+        folder.rmdir()
+
+
+def test_very_deep_and_too_long_trees_are_walked_or_reported(capfd, tmp_path, deep_tree):
+    deep, long = deep_tree, tmp_path / "long"
     long.mkdir()
-    _descend(deep, ["d"] * 1200, CAT)  # deeper than Python 3.11's os.walk can recurse
     outcome = run_cli(capfd, "classify", *FAST, "-r", deep, "--jsonl", tmp_path / "deep.jsonl")
     assert outcome.code == 0, outcome.err
     assert jsonl_images(tmp_path / "deep.jsonl") == [str(deep / ("d/" * 1200) / "x.bmp")]
@@ -409,3 +421,23 @@ def test_very_deep_and_too_long_trees_are_walked_or_reported(capfd, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "long.jsonl").read_text().splitlines()]
     assert records[0]["image"] == str(long / "top.bmp") and "classes" in records[0]
     assert len(records) == 2 and "error" in records[1]
+
+
+@pytest.mark.parametrize("command", [
+    ("classify", *FAST, CAT, "--jsonl"),
+    ("bench", "--backends", "cpu", "--runs", "1", "--warmup", "0", "--csv"),
+    ("inspect", MODELS / "split_concat.tflite", "--plot"),
+    ("report", "--models", MODELS / "split_concat.tflite", "--quick", "--root", "{root}", "-o"),
+], ids=lambda command: command[0])
+def test_force_replaces_the_file_and_only_then(capfd, tmp_path, command):
+    """Every command's output honours --force: kept without it, replaced with it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    command = tuple(str(root) if part == "{root}" else part for part in command)
+    target = tmp_path / ("out.png" if command[0] == "inspect" else "out.csv")
+    target.write_text("mine")
+    kept = run_cli(capfd, *command, target)
+    assert kept.code == EXIT_OUTPUT and target.read_text() == "mine"
+    replaced = run_cli(capfd, *command, target, "--force")
+    assert replaced.code == 0, replaced.err
+    assert target.read_bytes() != b"mine" and list(tmp_path.glob("out.1.*")) == []

@@ -42,10 +42,10 @@ def report(json_path: str, markdown_path: str | None, models: tuple[str, ...], i
     chosen = _images(images) if images else None
     made = make_report(models or None, chosen, quick=quick, root=root, delegate=delegate,
                        say=lambda line: click.echo(f"bredos-npu: {line}", err=True))
-    with atomic_open(json_path) as out:
+    with atomic_open(json_path, replace=force) as out:
         out.write(json.dumps(made, indent=2) + "\n")
     if markdown_path:
-        with atomic_open(markdown_path) as out:
+        with atomic_open(markdown_path, replace=force) as out:
             out.write(to_markdown(made))
     verdicts = ", ".join(f"{m['name']}: {m['verdict']}" for m in made["models"])
     written = " and ".join(t for t in targets if t != "-")
