@@ -61,6 +61,7 @@ def require_single_input(model: Model, task: str) -> None:
     if len(model.inputs) != 1:
         raise ModelError(f"{model.path} has {len(model.inputs)} inputs: {task} needs a model with "
                          "one image input.", reason=Reason.WRONG_TASK, path=model.path, task=task, fits=None)
+    model.check_image_input()
 
 
 def detection_outputs(model: Model, values: list[np.ndarray] | None = None) -> DetectionOutputs:

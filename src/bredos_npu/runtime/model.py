@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -47,7 +46,13 @@ from bredos_npu.tasks.classify import top_k as best_classes
 from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, decode, resize_for_input
 from bredos_npu.tasks.pose import Keypoint
-from bredos_npu.tasks.quant import Quantization, dequantize, pixels_to_input
+from bredos_npu.tasks.quant import (
+    Quantization,
+    dequantize,
+    finite_normalization,
+    pixels_to_input,
+    takes_pixels,
+)
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
@@ -192,16 +197,28 @@ class Model:
         shape = self.inputs[0].shape
         return (shape[2], shape[1]) if len(shape) == 4 else (shape[-1], shape[-2])
 
-    def prepare(self, image: ImageSource) -> Prepared:
-        """The first input tensor for ``image`` (without the batch axis) and the image's size."""
+    def check_image_input(self) -> None:
+        """ModelError unless the first input takes an image: 1xHxWx3 or 1xHxWx1 of a type that
+        pixels can be turned into."""
         spec = self.inputs[0]
-        width, height = self.input_size
         channels = spec.shape[3] if len(spec.shape) == 4 else 1
         if channels not in (1, 3) or len(spec.shape) not in (3, 4):
             shown = "x".join(map(str, spec.shape))
             raise ModelError(f"{self.path} takes an input of shape {shown}, not an image (expected "
                              "1xHxWx3 or 1xHxWx1, channels last).", reason=Reason.NOT_AN_IMAGE_MODEL,
                              path=self.path, shape=spec.shape)
+        if not takes_pixels(spec.dtype, spec.quant, self.mean, self.std):
+            raise ModelError(f"{self.path} takes {spec.dtype} input without quantization "
+                             "parameters, not image pixels (expected uint8, int8 or float input)",
+                             reason=Reason.NOT_AN_IMAGE_MODEL, path=self.path, dtype=str(spec.dtype))
+
+    def prepare(self, image: ImageSource) -> Prepared:
+        """The first input tensor for ``image`` (without the batch axis) and the (width, height)
+        of the full-size upright original."""
+        self.check_image_input()
+        spec = self.inputs[0]
+        width, height = self.input_size
+        channels = spec.shape[3] if len(spec.shape) == 4 else 1
         if isinstance(image, np.ndarray) and image.shape == (height, width, channels) \
                 and image.dtype == np.uint8:
             pixels, size = image, (width, height)  # a frame already at the input size: no PIL copy
@@ -396,10 +413,11 @@ def load(
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}",
                            Reason.UNKNOWN_BACKEND, backend=backend)
-    if (std is not None and (not math.isfinite(std) or std == 0)) or \
-            (mean is not None and not math.isfinite(mean)):
-        raise UsageError("mean must be a finite number and std a finite number other than 0.",
-                         reason=Reason.BAD_VALUE, option="mean/std", value=(mean, std))
+    if not finite_normalization(mean, std):
+        raise UsageError("mean must be a finite number and std a finite number other than 0, such "
+                         "that (pixel - mean) / std is a finite 32-bit float for pixels 0..255, "
+                         f"not {mean} and {std}", reason=Reason.BAD_VALUE, option="mean/std",
+                         value=(mean, std))
     started = time.perf_counter()
     model_path = bundled.default_model()
     if path is not None:
@@ -441,6 +459,10 @@ def load(
     if mean is None and std is None and np.dtype(interpreter.get_input_details()[0]["dtype"]).kind == "f":
         # A float model's own metadata knows its normalisation better than the [-1, 1] default.
         mean, std = input_normalization(content) or (None, None)
+        if not finite_normalization(mean, std):
+            raise ModelError(f"{model_path} carries an input normalisation (mean {mean}, std {std}) "
+                             "that gives no finite input values", "give mean and std explicitly",
+                             Reason.MODEL_CORRUPT, path=model_path)
     load_ms = (time.perf_counter() - started) * 1e3
     options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
                "root": root, "mean": mean, "std": std, "debug": debug}

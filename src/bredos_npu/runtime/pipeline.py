@@ -158,7 +158,8 @@ def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, 
 
     ``sources`` may also be one image (a path, an array). Any failure of one input (an image
     that cannot be read, a path too long, a bug in post-processing) becomes that input's
-    ``Result.error`` and the others go on; only a failing backend (BackendError) stops the run.
+    ``Result.error`` and the others go on; errors about the model, the options or the backend
+    (ModelError, UsageError, BackendError) stop the run.
     Options are checked here, before the first input is read. ``window``: inputs in flight at
     most (default: enough to keep every stage busy); a live video source passes ``parallel`` so
     that no frame waits behind another one.
@@ -183,6 +184,10 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
         started = time.perf_counter()
         try:
             return model.prepare(source), None, (time.perf_counter() - started) * 1e3
+        except ImageError as error:
+            return None, failure(error), (time.perf_counter() - started) * 1e3
+        except BredosNpuError:
+            raise  # about the model or the options (e.g. not an image model), not this input
         except Exception as error:  # one input's failure is reported, not raised
             return None, failure(error), (time.perf_counter() - started) * 1e3
 

@@ -55,6 +55,32 @@ def pixels_to_input(
     return quantize((pixels.astype(np.float32) - m) / s, dtype, quant)
 
 
+def takes_pixels(dtype: np.dtype | type, quant: Quantization, mean: Norm | None = None,
+                 std: Norm | None = None) -> bool:
+    """True when :func:`pixels_to_input` can make this input: float, uint8/int8 raw pixels, or an
+    integer type with quantization parameters to quantize normalised pixels with."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return True
+    if dtype.kind not in "iu":
+        return False
+    raw = mean is None and std is None and dtype in (np.uint8, np.int8)
+    return raw or quant.scale != 0
+
+
+def finite_normalization(mean: Norm | None, std: Norm | None) -> bool:
+    """True when ``(pixel - mean) / std`` is a finite float32 for every pixel 0..255.
+
+    ``std = 1e-300`` is not 0 but is 0 in float32, and ``mean = 1e300`` overflows: both would
+    feed the model inf/NaN and every score would print as ``nan%``.
+    """
+    with np.errstate(all="ignore"):
+        m = np.asarray(DEFAULT_MEAN if mean is None else mean, np.float64).astype(np.float32)
+        s = np.asarray(DEFAULT_STD if std is None else std, np.float64).astype(np.float32)
+        ends = (np.array([[0.0], [255.0]], np.float32) - m) / s
+    return bool(np.all(np.isfinite(ends)) and np.all(np.isfinite(s)) and np.all(s != 0))
+
+
 def quantize(real: np.ndarray, dtype: np.dtype | type, quant: Quantization) -> np.ndarray:
     """Real values to the integer dtype with scale/zero point, rounded and clipped."""
     info = np.iinfo(np.dtype(dtype))
