@@ -25,7 +25,13 @@ from bredos_npu.models.labels import (
     read_label_file,
 )
 from bredos_npu.models.metadata import input_normalization
-from bredos_npu.models.tflite_file import embedded_files, explain_load_failure, read_model_bytes
+from bredos_npu.models.tflite_file import (
+    embedded_files,
+    explain_load_failure,
+    first_line,
+    guard_model_errors,
+    read_model_bytes,
+)
 from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
     BACKENDS,
@@ -244,7 +250,14 @@ class Model:
             for spec, tensor in zip(self.inputs, tensors, strict=True):
                 self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
             with pinned(self.backend.cpus):
-                self.interpreter.invoke()
+                try:
+                    self.interpreter.invoke()
+                except RuntimeError as failure:
+                    if self.backend.name == "npu":
+                        raise  # the delegate failed: the backend's business, not the model's
+                    raise ModelError(f"TFLite cannot run {self.path}: {first_line(str(failure))}",
+                                     "check the file, or download or export it again",
+                                     Reason.MODEL_LOAD_FAILED, path=self.path) from failure
             return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
 
     def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
@@ -386,6 +399,7 @@ class Model:
             model, model.run(prepared.tensor), prepared.size, *options), parallel, **video)
 
 
+@guard_model_errors
 def load(
     path: str | os.PathLike[str] | None = None,
     backend: str = "auto",

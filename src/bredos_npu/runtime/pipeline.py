@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import BackendError, BredosNpuError, ImageError, Reason, UsageError
+from bredos_npu.errors import BredosNpuError, ImageError, Reason, UsageError
 from bredos_npu.inputs import is_folder, shown
 from bredos_npu.system.cpu import check_parallel
 
@@ -121,8 +121,9 @@ def one_input(sources: Any) -> bool:
 
 def failure(error: Exception) -> str:
     """One line for a per-image report: our sentence, or the library's with its type."""
-    text = str(error) if isinstance(error, BredosNpuError) else f"{type(error).__name__}: {error}"
-    return " ".join(text.split()) or type(error).__name__
+    if isinstance(error, BredosNpuError):
+        return str(error)  # already one sentence (a file name in it may hold anything: CLI escapes)
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 class Interpreters:
@@ -200,8 +201,10 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
         started = time.perf_counter()
         try:
             value = task(worker, prepared)
-        except BackendError:
-            raise  # the backend failed, not this input
+        except ImageError as error:
+            return Result(index, label, None, failure(error), prepare_ms, 0.0)
+        except BredosNpuError:
+            raise  # the backend or the model failed, not this input
         except Exception as error:  # one input's failure is reported, not raised
             return Result(index, label, None, failure(error), prepare_ms, 0.0)
         finally:

@@ -12,7 +12,7 @@ from bredos_npu.models.inspection import rules
 from bredos_npu.models.inspection.graph import Graph, TensorInfo, parse
 from bredos_npu.models.inspection.macs import op_macs
 from bredos_npu.models.inspection.partition import HandOver, Subset, hand_overs, partition
-from bredos_npu.models.tflite_file import read_model_bytes
+from bredos_npu.models.tflite_file import guard_model_errors, read_model_bytes
 from bredos_npu.models.zoo import resolve
 
 # Custom operators that TFLite's standard op resolver provides.
@@ -87,6 +87,7 @@ class Inspection:
                 f"{n} partition{'s' if n != 1 else ''}, {copies} hand-over{'s' if copies != 1 else ''}")
 
 
+@guard_model_errors
 def inspect_model(path: str | os.PathLike[str]) -> Inspection:
     """Predict, from the file alone, which ops Mesa Teflon would run on the RK3588 NPU.
 

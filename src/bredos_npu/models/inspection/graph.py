@@ -7,15 +7,13 @@ Uses the schema module generated from TFLite's ``schema.fbs`` that ai-edge-liter
 from __future__ import annotations
 
 import importlib
-import struct
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from bredos_npu.errors import ModelError, Reason, RuntimeMissingError
+from bredos_npu.errors import BredosNpuError, ModelError, Reason, RuntimeMissingError
 
 SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
 
@@ -77,7 +75,8 @@ class TensorInfo:
 
     @property
     def elements(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        """Number of values; Python ints, so huge shapes cannot overflow (unknown dims count 0)."""
+        return math.prod(max(int(d), 0) for d in self.shape) if self.shape else 1
 
     @property
     def bytes(self) -> int:
@@ -116,12 +115,30 @@ class Graph:
 
 
 def parse(content: bytes, source: str | Path = "model") -> Graph:
-    """Parse the flatbuffer; raises ModelError for a truncated or corrupt file."""
+    """Parse the flatbuffer; raises ModelError for a truncated or corrupt file.
+
+    The flatbuffers reader does not verify what it reads, so a damaged file can fail in any way
+    (IndexError, struct.error, UnicodeDecodeError, RecursionError...): all of them mean "corrupt".
+    """
     try:
-        return _parse(content)
-    except (IndexError, struct.error, ValueError, TypeError, AttributeError, OverflowError):
+        graph = _parse(content)
+        _check_indices(graph)
+        return graph
+    except BredosNpuError:
+        raise
+    except Exception as error:  # the reader's failures on damaged bytes, whatever their type
         raise ModelError(f"{source} is truncated or corrupt (its TFLite flatbuffer cannot be read)",
-                         "download or export it again", Reason.MODEL_CORRUPT, path=source) from None
+                         "download or export it again", Reason.MODEL_CORRUPT, path=source) from error
+
+
+def _check_indices(graph: Graph) -> None:
+    """Tensor indices of ops and of the subgraph must name tensors (-1: an omitted input)."""
+    count = len(graph.tensors)
+    for op in graph.ops:
+        if any(not -1 <= t < count for t in op.inputs) or any(not 0 <= t < count for t in op.outputs):
+            raise ValueError(f"op {op.index} names a tensor that does not exist")
+    if any(not 0 <= t < count for t in (*graph.inputs, *graph.outputs)):
+        raise ValueError("the subgraph names a tensor that does not exist")
 
 
 def _parse(content: bytes) -> Graph:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from bredos_npu.models.inspection.graph import Graph, OpInfo
 
@@ -12,7 +12,12 @@ def op_macs(op: OpInfo, graph: Graph) -> int:
 
     CONV_2D: out_h·out_w·out_c · k_h·k_w·in_c. DEPTHWISE_CONV_2D: out_h·out_w·out_c · k_h·k_w.
     FULLY_CONNECTED: batch · units · inputs. TRANSPOSE_CONV: in_h·in_w·in_c · k_h·k_w·out_c.
+    A damaged shape (negative dims) counts as 0, never as a negative count.
     """
+    return max(0, _macs(op, graph))
+
+
+def _macs(op: OpInfo, graph: Graph) -> int:
     tensors = graph.tensors
     try:
         if op.name == "CONV_2D":
@@ -33,4 +38,5 @@ def op_macs(op: OpInfo, graph: Graph) -> int:
 
 
 def _elements(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape)) if shape else 0
+    """Python ints: huge shapes cannot overflow into negative counts (unknown dims count 0)."""
+    return math.prod(max(int(d), 0) for d in shape) if shape else 0
