@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command; turn our errors into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = wants_debug(args)
+    if not debug:
+        from bredos_npu.cli.terminal import one_line_warnings
+
+        one_line_warnings()
     try:
         code = cli.main(args=args, prog_name="bredos-npu", standalone_mode=False,
                         obj={"debug": debug})
@@ -72,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         from bredos_npu.cli.errors import describe
+        from bredos_npu.cli.terminal import for_terminal
 
-        click.echo(f"bredos-npu: error: {describe(exc)}", err=True)
+        click.echo(f"bredos-npu: error: {for_terminal(describe(exc))}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -81,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: one line for users, the traceback with --debug
         if debug:
             raise
-        click.echo(f"bredos-npu: unexpected error: {type(exc).__name__}: {exc} "
+        from bredos_npu.cli.terminal import for_terminal
+
+        click.echo(f"bredos-npu: unexpected error: {type(exc).__name__}: {for_terminal(str(exc))} "
                    "(run with --debug for the traceback)", err=True)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else 0)

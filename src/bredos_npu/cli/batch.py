@@ -22,6 +22,7 @@ import click
 
 from bredos_npu.cli.interrupts import Interrupted, interruptible
 from bredos_npu.cli.progress import progress_bar
+from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, ImageError, OutputError, Reason
 from bredos_npu.outputs import (
     STDOUT,
@@ -370,12 +371,12 @@ def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, p
     if result.error:
         counts["failed"] += 1
         bar.clear()
-        click.echo(f"bredos-npu: error: {document['error']}", err=True)
+        click.echo(f"bredos-npu: error: {for_terminal(document['error'])}", err=True)
     else:
         if outputs.pictures:
             document["picture"] = _picture(view, result, outputs, inputs, plan, counts, bar)
         if not outputs.quiet:
-            click.echo(f"\n{source}\n{view.text(result.value)}")
+            click.echo(f"\n{for_terminal(source)}\n{view.text(result.value)}")
             click.echo(f"  preprocess {result.preprocess_ms:.1f} ms, inference "
                        f"{result.inference_ms:.1f} ms" + (first_run_note if counts["done"] == 1 else "")
                        + (f"\n  picture: {document['picture']}" if document.get("picture") else ""))
@@ -398,7 +399,7 @@ def _picture(view: TaskView, result: Result, outputs: Outputs, inputs: int | Non
     except OutputError as error:
         counts["output_errors"] += 1
         bar.clear()
-        click.echo(f"bredos-npu: error: {describe(error)}", err=True)
+        click.echo(f"bredos-npu: error: {for_terminal(describe(error))}", err=True)
         return printable(str(error.kept)) if isinstance(error, OutputConflict) else None
 
 

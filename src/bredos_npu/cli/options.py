@@ -65,7 +65,10 @@ def warn_hazards(hazards: tuple[str, ...]) -> None:
     """One stderr line for what inspect predicts may go wrong on the NPU (nothing when none)."""
     if hazards:
         more = f" (+{len(hazards) - 1} more)" if len(hazards) > 1 else ""
-        click.echo(f"bredos-npu: warning: {hazards[0]}{more}; see `bredos-npu inspect`.", err=True)
+        from bredos_npu.cli.terminal import for_terminal
+
+        click.echo(f"bredos-npu: warning: {for_terminal(hazards[0])}{more}; see `bredos-npu inspect`.",
+                   err=True)
 
 
 def given_inputs(images: tuple[str, ...]) -> int | None:

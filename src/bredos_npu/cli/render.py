@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from bredos_npu.cli.errors import describe
+from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.doctor import FAIL, OK, WARN, Report
 from bredos_npu.runtime.model import BackendInfo, Model
 from bredos_npu.tasks.classify import Class
@@ -48,15 +49,16 @@ def backend_dict(info: BackendInfo) -> dict[str, Any]:
 
 
 def classes_text(classes: list[Class]) -> str:
-    width = max((len(c.label) for c in classes), default=0)
+    labels = [for_terminal(c.label) for c in classes]
+    width = max((len(label) for label in labels), default=0)
     return "\n".join(
-        f"  {rank}. {c.label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
-        for rank, c in enumerate(classes, 1)
+        f"  {rank}. {label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
+        for rank, (label, c) in enumerate(zip(labels, classes, strict=True), 1)
     )
 
 
 def model_header(model: Model, default: bool, has_classes: bool = True) -> str:
-    name = model.path.name + (" (bundled default)" if default else "")
+    name = for_terminal(model.path.name) + (" (bundled default)" if default else "")
     header = f"model:   {name}\nbackend: {backend_line(model.backend)}"
     if has_classes and model.label_map is None:
         header += "\nlabels:  none in the model (pass --labels FILE to name the classes)"
@@ -134,6 +136,8 @@ def _count(value: float) -> str:
 
 
 def table(rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell; cells made safe for a terminal first."""
+    rows = [[for_terminal(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
@@ -143,14 +147,14 @@ def table(rows: list[list[str]]) -> str:
 
 
 def inspection_text(inspection: Any) -> str:
-    lines = [f"model: {inspection.path}", "", table(inspection_rows(inspection)), ""]
+    lines = [f"model: {for_terminal(str(inspection.path))}", "", table(inspection_rows(inspection)), ""]
     lines.append(f"MACs: {inspection.total_macs / 1e6:.1f} M in all, {inspection.npu_macs / 1e6:.1f} M "
                  "on the NPU")
     for hand in inspection.hand_overs:
         lines.append(f"partition p{hand.partition}: {len(hand.inputs)} tensor(s) in, "
                      f"{len(hand.outputs)} out, {hand.bytes / 1024:.1f} KiB copied per inference")
     for advice in inspection.advice:
-        lines.append(f"advice: {advice}")
+        lines.append(f"advice: {for_terminal(advice)}")
     lines.append(click.style(inspection.summary, bold=True))
     return "\n".join(lines)
 

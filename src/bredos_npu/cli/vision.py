@@ -17,6 +17,7 @@ from bredos_npu.cli.stream import (
     video_input,
     video_options,
 )
+from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.models.zoo import DEFAULT_MODELS
 from bredos_npu.runtime.pipeline import expand_sources
 
@@ -28,13 +29,15 @@ def _box(d: Any) -> dict[str, float]:
 def detections_text(found: Any) -> str:
     if not found:
         return "  nothing above the threshold"
-    width = max(len(d.label) for d in found)
-    return "\n".join(f"  {d.label:<{width}}  {d.score * 100:5.1f}%  box x {d.bbox.xmin:.0f}-{d.bbox.xmax:.0f}"
-                     f", y {d.bbox.ymin:.0f}-{d.bbox.ymax:.0f}" for d in found)
+    labels = [for_terminal(d.label) for d in found]
+    width = max(len(label) for label in labels)
+    return "\n".join(f"  {label:<{width}}  {d.score * 100:5.1f}%  box x {d.bbox.xmin:.0f}-{d.bbox.xmax:.0f}"
+                     f", y {d.bbox.ymin:.0f}-{d.bbox.ymax:.0f}"
+                     for label, d in zip(labels, found, strict=True))
 
 
 def segmentation_text(result: Any) -> str:
-    return "\n".join(f"  {s.label:<14} {s.share * 100:5.1f}% of pixels" for s in result.shares)
+    return "\n".join(f"  {for_terminal(s.label):<14} {s.share * 100:5.1f}% of pixels" for s in result.shares)
 
 
 def pose_text(points: Any) -> str:
