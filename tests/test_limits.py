@@ -37,6 +37,8 @@ def test_parallel_beyond_the_machine_is_refused(capfd, model):
     assert outcome.code == EXIT_USAGE and "--parallel must be at most" in outcome.err
     with pytest.raises(UsageError):  # at the call, before any image is read
         model.classify_many([CAT], parallel=500)
+    with pytest.raises(UsageError, match="decoders must be at most"):
+        model.classify_many([CAT], decoders=10_000)
 
 
 def test_no_more_interpreters_than_inputs(model):

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from bredos_npu.errors import BredosNpuError, ImageError, LabelsError, ModelError, Reason
-
-SHOWN_PATH_CHARS = 160
+from bredos_npu.outputs import shown  # one way to show a path in a message, for inputs too
 
 
 class FileKind(NamedTuple):
@@ -41,15 +40,6 @@ IMAGE = FileKind(ImageError, "image", "Image not found", "check the path", "pass
 LABELS = FileKind(LabelsError, "label file", "Label file not found", "check the path",
                   "pass a text file, one label per line", Reason.LABELS_NOT_FOUND,
                   Reason.LABELS_UNREADABLE, Reason.LABELS_UNREADABLE)
-
-
-def shown(path: str | os.PathLike[str]) -> str:
-    """The path for a one-line message: very long paths are cut in the middle."""
-    text = os.fsdecode(path)
-    if len(text) <= SHOWN_PATH_CHARS:
-        return text
-    half = SHOWN_PATH_CHARS // 2
-    return f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
 
 
 def _kind(mode: int) -> str:

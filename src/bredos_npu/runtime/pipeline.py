@@ -21,7 +21,7 @@ import numpy as np
 
 from bredos_npu.errors import BredosNpuError, ImageError, Reason, UsageError
 from bredos_npu.inputs import is_folder, shown
-from bredos_npu.system.cpu import check_parallel
+from bredos_npu.system.cpu import check_parallel, parallel_limit
 
 
 class Result(NamedTuple):
@@ -169,6 +169,9 @@ def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, 
         raise UsageError(f"parallel and decoders must be 1 or more, not {parallel} and {decoders}.",
                          reason=Reason.BAD_VALUE, option="parallel", value=(parallel, decoders))
     check_parallel(parallel)
+    if decoders is not None and decoders > parallel_limit():  # one decoding thread per core at most
+        raise UsageError(f"decoders must be at most {parallel_limit()} here, not {decoders}.",
+                         reason=Reason.BAD_VALUE, option="decoders", value=decoders)
     if one_input(sources):
         sources = [sources]
     return _results(model, iter(sources), task, parallel, decoders or default_decoders(), window)
