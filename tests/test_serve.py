@@ -255,6 +255,8 @@ def test_models_status_health_ready_metrics(server):
     assert {m["task"] for m in models} == {"classify", "detect", "segment", "pose"}
     status = requests.get(server.url + "/v1/status", headers=headers, timeout=TIMEOUT).json()
     assert status["queue"]["capacity"] == 16 and status["queue"]["depth"] == 0
+    counters = status["counters"]
+    assert counters["requests"] >= counters["status_2xx"] >= 1 and counters["status_4xx"] >= 1
     deadline = time.monotonic() + TIMEOUT
     while status["doctor"]["verdict"] == "checking" and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -346,8 +346,8 @@ class Guard:
     closes on unread data makes the client's kernel reset the connection, losing the answer).
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
-        self.app, self.settings, self.metrics = app, settings, metrics
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, engine: Engine) -> None:
+        self.app, self.settings, self.metrics, self.engine = app, settings, metrics, engine
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -413,6 +413,8 @@ class Guard:
         state = scope.get("state", {})
         endpoint = _endpoint(scope["path"])
         self.metrics.requests.labels(endpoint, str(status)).inc()
+        self.engine.count("requests")
+        self.engine.count(f"status_{status // 100}xx")
         self.metrics.latency.labels(endpoint).observe(seconds)
         # The path only: a query string may carry an api_key.
         log.info("%s %s %d model=%s %.1f ms", scope["method"], scope["path"][:200], status,
@@ -494,4 +496,4 @@ def create_app(engine: Engine, settings: Settings,
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error},
                     lifespan=lifespan)
-    return Guard(app, settings, metrics)
+    return Guard(app, settings, metrics, engine)
