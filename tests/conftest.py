@@ -32,16 +32,25 @@ USER_FOLDERS = {"HOME": "", "XDG_CACHE_HOME": ".cache", "XDG_CONFIG_HOME": ".con
                 "XDG_DATA_HOME": ".local/share", "XDG_STATE_HOME": ".local/state"}
 
 
+@pytest.fixture(scope="session")
+def probe_verdicts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One delegate-probe verdict folder for the session: each test library is probed once per
+    model (a child process, ~0.5 s), not once per test."""
+    return tmp_path_factory.mktemp("delegate-probes")
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-                      ) -> Iterator[Path]:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+                      probe_verdicts: Path) -> Iterator[Path]:
     """Tests never see the developer's settings, cache or home: no ``BREDOS_NPU_*`` variable is
-    set and HOME/XDG point into an empty folder of the test's own. Yields that home."""
+    set (but the session's probe verdict folder) and HOME/XDG point into an empty folder of the
+    test's own. Yields that home."""
     for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     for name, below in USER_FOLDERS.items():
         monkeypatch.setenv(name, str(home / below))
+    monkeypatch.setenv("BREDOS_NPU_PROBE_CACHE", str(probe_verdicts))
     yield home
     # Code under test may set variables of its own (the CLI's --offline does): drop them too
     # (monkeypatch would restore a value it never saw being set).
@@ -77,6 +86,13 @@ DELEGATES = {
     "listed": ("test_delegate.c", ("-DCLAIM_FROM_ENV",)),  # takes the nodes in $TEST_DELEGATE_NODES
     "null": ("null.c", ()),  # returns NULL like Teflon without its device
     "not_a_delegate": ("not_a_delegate.c", ()),  # no entry points
+    # Faults: a crash on create, Mesa-like asserts (SIGABRT) on compile or run, a kernel that
+    # fails after 3 invocations, one that never returns.
+    "segv_create": ("test_delegate.c", ("-DFAULT_SEGV_ON_CREATE",)),
+    "abort_prepare": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAULT_ABORT_ON_PREPARE")),
+    "abort_invoke": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAULT_ABORT_ON_INVOKE")),
+    "fail_invoke_after_3": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAULT_FAIL_INVOKE_AFTER=3")),
+    "hang_invoke": ("test_delegate.c", ("-DCLAIM_BUILTIN=22", "-DFAULT_HANG_ON_INVOKE")),
 }
 
 

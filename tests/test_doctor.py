@@ -28,7 +28,7 @@ def test_ready_rk3588_is_npu_ready(ready_board):
     assert "Rockchip RK3588 (Radxa ROCK 5B)" in result.output
     assert "CONFIG_DRM_ACCEL_ROCKET=m (/proc/config.gz)" in result.output
     assert "crw-rw---- root render" in result.output
-    assert "(delegate created)" in result.output
+    assert "(delegate created, ran a test model)" in result.output
 
 
 def test_json_has_every_check(ready_board):
@@ -145,7 +145,7 @@ def test_library_found_in_debian_location(ready_board, delegates):
     ready_board.remove("/usr/lib/libteflon.so")
     path = ready_board.library(delegates["passthrough"], "/usr/lib/teflon/libteflon.so")
     teflon = check(diagnose(str(ready_board.base)), "Teflon")
-    assert (teflon.status, teflon.found) == ("ok", f"{path} (delegate created)")
+    assert (teflon.status, teflon.found) == ("ok", f"{path} (delegate created, ran a test model)")
 
 
 def test_library_without_entry_points(ready_board, delegates):

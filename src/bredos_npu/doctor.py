@@ -6,12 +6,13 @@ import importlib.metadata
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from bredos_npu.errors import Reason, UsageError
 from bredos_npu.runtime.litert import INSTALL_HINT, describe_runtime
 from bredos_npu.system import kernel, soc
 from bredos_npu.system.device import ACCEL_NODE, inspect_node
-from bredos_npu.system.library import TEFLON_PATHS, check_loadable, find_teflon, try_create_delegate
+from bredos_npu.system.library import TEFLON_PATHS, check_loadable, find_teflon
 from bredos_npu.system.root import SystemRoot
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -115,7 +116,12 @@ def check_device(root: SystemRoot) -> Check:
 
 
 def check_teflon(root: SystemRoot, delegate: str | None = None, try_delegate: bool = True) -> Check:
-    """Found, loadable, exports the entry points and (when ``try_delegate``) creates a delegate."""
+    """Found, loadable, exports the entry points and (when ``try_delegate``) runs a model.
+
+    The delegate is tried in a child process (see :mod:`bredos_npu.runtime.probe`): Teflon opens
+    the NPU device when it creates a delegate, and a crash there or on the bundled model becomes
+    this check's finding instead of ending the doctor.
+    """
     choice = find_teflon(root, delegate)
     if choice.path is None or not choice.path.is_file():
         where = choice.path if choice.origin != "search" else ", ".join(TEFLON_PATHS)
@@ -128,12 +134,27 @@ def check_teflon(root: SystemRoot, delegate: str | None = None, try_delegate: bo
         return Check("Teflon", FAIL, f"{choice.path} is not a TFLite delegate ({result.error})", fix)
     if not try_delegate:
         return Check("Teflon", OK, f"{choice.path}")
-    created, said = try_create_delegate(choice.path)
-    if not created:
-        detail = f" ({said})" if said else ""
-        return Check("Teflon", FAIL, f"{choice.path} loads but returns no delegate{detail}",
+    return try_teflon(choice.path)
+
+
+def try_teflon(library: Path) -> Check:
+    """Create a delegate and run the bundled model with it once, in a child process."""
+    from bredos_npu.models import bundled
+    from bredos_npu.runtime import probe
+
+    if describe_runtime() is None:
+        return Check("Teflon", OK, f"{library} (not tried: no TensorFlow Lite runtime)")
+    # Never from the cache: the doctor is where users check again after fixing something.
+    verdict = probe.probe_delegate(library, bundled.default_model(), use_cache=False)
+    if verdict.ok:
+        return Check("Teflon", OK, f"{library} (delegate created, ran a test model)")
+    if verdict.outcome == probe.FAILED and verdict.stage == probe.CREATE:
+        detail = f" ({'; '.join(verdict.said)})" if verdict.said else ""
+        return Check("Teflon", FAIL, f"{library} loads but returns no delegate{detail}",
                      "TEFLON_DEBUG=verbose bredos-npu classify -b npu  (shows why Teflon gives up)")
-    return Check("Teflon", OK, f"{choice.path} (delegate created)")
+    return Check("Teflon", FAIL, verdict.reason(library),
+                 "update Mesa (sudo pacman -Syu mesa) or report it to Mesa with the output of "
+                 "TEFLON_DEBUG=verbose bredos-npu classify -b npu; the CPU backend works meanwhile")
 
 
 def check_python() -> Check:

@@ -15,16 +15,25 @@
  * PrepareDelegate's format), so the report's parser reads the same text it reads on a board.
  * - "failing" (-DCLAIM_BUILTIN=22 -DFAIL_WHEN_ENV_FILE): like "claiming", but invoke fails while
  *   the file named by $BREDOS_TEST_DELEGATE_FAIL exists: a delegate that breaks during serving.
+ * Fault variants, for the child-process probe and the runtime fallback (each with CLAIM_BUILTIN
+ * where the fault is in the claimed kernel):
+ * - FAULT_SEGV_ON_CREATE: a real segmentation fault in tflite_plugin_create_delegate;
+ * - FAULT_ABORT_ON_PREPARE / FAULT_ABORT_ON_INVOKE: a failed assert() (SIGABRT) when the kernel
+ *   prepares (compiles) or runs, as Mesa asserts on graphs it cannot handle;
+ * - FAULT_FAIL_INVOKE_AFTER=N: the kernel runs N times, then returns kTfLiteError;
+ * - FAULT_HANG_ON_INVOKE: the kernel never returns (a hung device).
  *
  * Only the long-stable prefixes of TFLite's C structs are declared (tensorflow/lite/core/c/
  * common.h): TfLiteContext up to ReplaceNodeSubsetsWithDelegateKernels, TfLiteRegistration up to
  * builtin_code, TfLiteDelegateParams. The registration passed by value is padded with zeros so
  * that fields added by newer TFLite versions read as "unset".
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef CLAIM_BUILTIN
 #define CLAIM_BUILTIN (-1) /* no builtin has this code: claim nothing */
@@ -146,6 +155,9 @@ static TfLiteStatus run_claimed(TfLiteContext *context, TfLiteNode *node, int in
 }
 
 static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
+#ifdef FAULT_ABORT_ON_PREPARE
+    assert(!"the test delegate cannot compile this graph");
+#endif
     return run_claimed(context, node, 0);
 }
 
@@ -159,10 +171,22 @@ static int asked_to_fail(void) {
 static int asked_to_fail(void) { return 0; }
 #endif
 
+static int invoked = 0;
+
 static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
+    invoked++;
     if (asked_to_fail()) return kTfLiteError;
 #ifdef ABORT_ON_INVOKE
     abort();
+#endif
+#ifdef FAULT_ABORT_ON_INVOKE
+    assert(!"the test delegate cannot run this graph");
+#endif
+#ifdef FAULT_HANG_ON_INVOKE
+    for (;;) pause();
+#endif
+#ifdef FAULT_FAIL_INVOKE_AFTER
+    if (invoked > FAULT_FAIL_INVOKE_AFTER) return kTfLiteError;
 #endif
 #ifdef SKIP_CLAIMED
     (void)context;
@@ -252,6 +276,10 @@ TfLiteDelegate *tflite_plugin_create_delegate(char **keys, char **values, size_t
     (void)values;
     (void)count;
     (void)report_error;
+#ifdef FAULT_SEGV_ON_CREATE
+    volatile int *volatile nowhere = NULL;
+    *nowhere = 1;
+#endif
     TfLiteDelegate *delegate = calloc(1, sizeof(TfLiteDelegate));
     if (delegate != NULL) delegate->Prepare = prepare;
     return delegate;
@@ -261,3 +289,7 @@ void tflite_plugin_destroy_delegate(TfLiteDelegate *delegate) { free(delegate); 
 
 /* For the tests: how many times TFLite asked this delegate to prepare a graph. */
 int test_delegate_prepare_count(void) { return prepared; }
+
+/* For the tests: how many times the claimed kernels ran, and starting that count again. */
+int test_delegate_invoke_count(void) { return invoked; }
+void test_delegate_reset_invoke_count(void) { invoked = 0; }

@@ -23,7 +23,7 @@ import click
 from bredos_npu.cli.interrupts import Interrupted, interruptible
 from bredos_npu.cli.progress import progress_bar
 from bredos_npu.cli.terminal import for_terminal
-from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, ImageError, OutputError, Reason
+from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, BackendError, ImageError, OutputError, Reason
 from bredos_npu.outputs import (
     STDOUT,
     WRITE_ERRORS,
@@ -253,7 +253,8 @@ def _plan_pictures(plan: Plan, view: TaskView, outputs: Outputs) -> Plan:
 
 
 class Batch(NamedTuple):
-    """What a run did. ``interrupted``: the stop signal, if one ended it early."""
+    """What a run did. ``interrupted``: the stop signal, if one ended it early. ``stopped``: the
+    backend failure that ended it early (the NPU failed under ``npu``)."""
 
     documents: list[dict[str, Any]]
     done: int
@@ -262,6 +263,7 @@ class Batch(NamedTuple):
     skipped: int = 0
     output_errors: int = 0
     interrupted: Interrupted | None = None
+    stopped: BackendError | None = None
 
 
 class ResultsFile:
@@ -330,7 +332,7 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
     documents: list[dict[str, Any]] = []
     counts = {"done": 0, "failed": 0, "output_errors": 0}
     started = time.perf_counter()
-    interrupted = None
+    interrupted = stopped = None
     with interruptible() as guard, ExitStack() as stack:
         records = ResultsFile(outputs, view, plan.previous) if outputs.jsonl or outputs.csv else None
         try:
@@ -342,6 +344,8 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
                          first_run_note)
         except Interrupted as stop:
             interrupted = stop
+        except BackendError as failure:  # the results before it are kept
+            stopped = failure
         except BaseException:
             if records:
                 records.discard()
@@ -349,11 +353,11 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
         if records:
             with guard.hold():
                 records.publish()
-    if counts["done"] == 0 and not plan.skipped[0] and interrupted is None:
+    if counts["done"] == 0 and not plan.skipped[0] and interrupted is None and stopped is None:
         raise ImageError("No images found: pass image files or folders that contain images "
                          "(use --recursive for subfolders).", reason=Reason.NO_IMAGES)
     return Batch(documents, counts["done"], counts["failed"], time.perf_counter() - started,
-                 plan.skipped[0], counts["output_errors"], interrupted)
+                 plan.skipped[0], counts["output_errors"], interrupted, stopped)
 
 
 def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, plan: Plan,
@@ -409,6 +413,7 @@ def summary(batch: Batch, verb: str, file_output: str | None) -> str:
             + (f", {failed} failed" if failed else "")
             + f" in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)"
             + (f"; {batch.skipped} done before were skipped" if batch.skipped else "")
+            + (" before the backend failed" if batch.stopped else "")
             + (f"; results in {shown(file_output)}" if file_output else "") + ".")
 
 
@@ -449,6 +454,10 @@ def finish(ctx: click.Context, net: Any, batch: Batch, view: TaskView, outputs: 
     if batch.interrupted is not None:
         click.echo(interrupted_line(batch, outputs), err=True)
         ctx.exit(batch.interrupted.exit_code)
+    if batch.stopped is not None:
+        if batch.done:
+            click.echo(summary(batch, view.verb, file_output), err=True)
+        raise batch.stopped
     if batch.done == 0:
         click.echo(f"bredos-npu: nothing left to do: all {batch.skipped} inputs were done before.", err=True)
         return

@@ -43,6 +43,7 @@ FIXES: dict[Reason, str | Callable[[BredosNpuError], str | None] | None] = {
     Reason.MODEL_NOT_FOUND: "check the path, or name a model from `bredos-npu models list`",
     Reason.NOT_DOWNLOADED: _not_downloaded,
     Reason.OFFLINE: _offline,
+    Reason.DELEGATE_FAILED: "pass --backend auto to go on on the CPU",
 }
 # Hints added after the fix: where to look next.
 HINTS = {
@@ -56,7 +57,8 @@ HINTS = {
     Reason.DELEGATE_TOOK_NOTHING: INSPECT,
 }
 # Fixes that say "run it on the CPU": a fallback line already says it does.
-RUN_ON_CPU = frozenset({Reason.FLOAT_MODEL, Reason.WOULD_CRASH, Reason.WRONG_RESULTS})
+RUN_ON_CPU = frozenset({Reason.FLOAT_MODEL, Reason.WOULD_CRASH, Reason.WRONG_RESULTS,
+                        Reason.DELEGATE_CRASHED, Reason.DELEGATE_HUNG})
 # API option names as the CLI spells them.
 FLAGS = {"threads": "--threads", "top_k": "--top-k", "threshold": "--threshold", "image": "--image",
          "mean/std": "--input-mean/--input-std", "root": "--root", "parallel": "--parallel"}

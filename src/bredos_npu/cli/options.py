@@ -40,7 +40,7 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
     """Load the model for a command, run ``check`` (does it fit the task?), then say on stderr,
     once, why the NPU is not used."""
     from bredos_npu.cli.progress import DownloadBar
-    from bredos_npu.runtime.model import load
+    from bredos_npu.runtime.model import load, once
 
     bar = DownloadBar(str(model))
     try:
@@ -50,6 +50,8 @@ def load_model(ctx: click.Context, model: str | None, backend: str, labels: str 
         bar.close()
     if check is not None:
         check(net)
+    net.on_fallback = once(lambda error: click.echo(
+        f"bredos-npu: warning: {error.fact}; the rest runs on the CPU.", err=True))
     if net.backend.fallback:
         from bredos_npu.cli.errors import fallback_line
 

@@ -44,6 +44,22 @@ def npu_hazards(model_path: Path, backend: str) -> list[str]:
     return [f"op {i}: {h}" for i, h in inspection.hazards_at(WRONG, UNVERIFIED)]
 
 
+def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str) -> None:
+    """Raise BackendError when the delegate crashes or hangs on this model in a child process.
+
+    Clean failures (no delegate, a refused graph) are left to the in-process path, which explains
+    them; the verdict is cached (see :mod:`bredos_npu.runtime.probe`).
+    """
+    from bredos_npu.runtime.probe import CRASHED, HUNG, probe_delegate
+
+    verdict = probe_delegate(library, model_path, model_digest)
+    if verdict.outcome in (CRASHED, HUNG):
+        kind = Reason.DELEGATE_CRASHED if verdict.outcome == CRASHED else Reason.DELEGATE_HUNG
+        raise BackendError(f"NPU not used: {verdict.reason(library)}", "run it on the CPU", kind,
+                           library=library, path=model_path, stage=verdict.stage,
+                           detail=verdict.detail)
+
+
 class NpuPlan(NamedTuple):
     """The delegate library to load, or why the NPU cannot be used (``reason``)."""
 
@@ -81,9 +97,8 @@ def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
     return NpuPlan(choice, None)
 
 
-def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) -> Any:
-    """Load a TFLite external delegate, or raise BackendError saying why it failed."""
-    # Checked first: the runtime's half-built Delegate object raises again from __del__ otherwise.
+def require_delegate_library(library: str) -> None:
+    """Raise BackendError unless ``library`` loads and exports the external-delegate entry points."""
     loadable = check_loadable(Path(library))
     if not loadable.loadable:
         raise BackendError(f"Cannot load the delegate library {library} ({loadable.error})",
@@ -91,6 +106,12 @@ def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) 
     if not loadable.has_entry_points:
         raise BackendError(f"{library} is not a TFLite external delegate ({loadable.error})",
                            "pass Mesa's libteflon.so", Reason.NOT_A_DELEGATE, library=library)
+
+
+def load_external_delegate(runtime: Runtime, library: str, debug: bool = False) -> Any:
+    """Load a TFLite external delegate, or raise BackendError saying why it failed."""
+    # Checked first: the runtime's half-built Delegate object raises again from __del__ otherwise.
+    require_delegate_library(library)
     message = ""
     with capture_native_stderr(enabled=not debug) as native:
         try:

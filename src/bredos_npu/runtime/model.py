@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +40,8 @@ from bredos_npu.runtime.backends import (
     load_external_delegate,
     npu_hazards,
     plan_npu,
+    refuse_unsafe_delegate,
+    require_delegate_library,
 )
 from bredos_npu.runtime.heads import Segmentation
 from bredos_npu.runtime.litert import Runtime, find_runtime
@@ -69,8 +72,9 @@ class BackendInfo:
 
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
     external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
-    are pinned to (empty: not pinned). fallback: why "auto" did not use the NPU, as the
-    BackendError that ``backend="npu"`` would have raised (its ``reason`` says which case).
+    are pinned to (empty: not pinned). fallback: why "auto" does not use the NPU, as the
+    BackendError that ``backend="npu"`` would have raised (its ``reason`` says which case), also
+    when it left the NPU while running (the delegate failed at inference; see :meth:`Model.invoke`).
     npu_node_indices: the model's operator indices that the NPU delegate took. hazards: what
     inspect predicts may differ from the CPU on the NPU ("op 3: ..."), when the NPU is used.
     """
@@ -181,6 +185,9 @@ class Model:
         # interleave between threads (another thread's input, or TFLite's RuntimeError).
         self._invoke_lock = threading.Lock()
         self._workers_lock = threading.Lock()
+        # "auto" may leave a failing NPU for the CPU mid-run; "npu" may not (see invoke).
+        self.may_fall_back = self.load_options.get("backend") == "auto"
+        self.on_fallback: Callable[[BackendError], None] | None = None  # told once, with why
 
     def clone(self, **changes: Any) -> Model:
         """Another interpreter for the same model and options (one per thread for parallel runs).
@@ -188,7 +195,9 @@ class Model:
         It runs on the backend this model ended on (an "auto" clone does not choose again).
         """
         pinned_backend = {"backend": self.backend.name, "delegate": self.backend.delegate}
-        return load(self.path, **{**self.load_options, **pinned_backend, **changes})
+        twin = load(self.path, **{**self.load_options, **pinned_backend, **changes})
+        twin.may_fall_back, twin.on_fallback = self.may_fall_back, self.on_fallback
+        return twin
 
     def workers(self, count: int) -> list[Model]:
         """This model and ``count - 1`` clones, kept for later calls (parallel pipelines)."""
@@ -245,20 +254,59 @@ class Model:
         set_tensor, invoke and get_tensor; about a microsecond when nobody waits). Calls that
         should really run at the same time need one interpreter each: :meth:`workers` or
         :meth:`clone`.
+
+        When the NPU delegate fails here, a model loaded with "auto" moves to the CPU for good
+        (``backend.fallback`` says why, ``on_fallback`` is called with it) and the call is
+        answered; with "npu" it raises BackendError (reason DELEGATE_FAILED).
         """
         with self._invoke_lock:
-            for spec, tensor in zip(self.inputs, tensors, strict=True):
-                self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
-            with pinned(self.backend.cpus):
-                try:
-                    self.interpreter.invoke()
-                except RuntimeError as failure:
-                    if self.backend.name == "npu":
-                        raise  # the delegate failed: the backend's business, not the model's
-                    raise ModelError(f"TFLite cannot run {self.path}: {first_line(str(failure))}",
-                                     "check the file, or download or export it again",
-                                     Reason.MODEL_LOAD_FAILED, path=self.path) from failure
-            return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
+            try:
+                return self._invoke(tensors)
+            except RuntimeError as failure:
+                if self.backend.name != "npu":
+                    raise self._cannot_run(failure) from failure
+                self._leave_npu(failure)  # raises under "npu"
+            try:
+                return self._invoke(tensors)
+            except RuntimeError as failure:
+                raise self._cannot_run(failure) from failure
+
+    def _cannot_run(self, failure: RuntimeError) -> ModelError:
+        """TFLite's own kernels failed (on the CPU): the model's business, not the backend's."""
+        return ModelError(f"TFLite cannot run {self.path}: {first_line(str(failure))}",
+                          "check the file, or download or export it again",
+                          Reason.MODEL_LOAD_FAILED, path=self.path)
+
+    def _invoke(self, tensors: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        for spec, tensor in zip(self.inputs, tensors, strict=True):
+            self.interpreter.set_tensor(spec.index, tensor.reshape(spec.shape))
+        with pinned(self.backend.cpus):
+            self.interpreter.invoke()
+        return [self.interpreter.get_tensor(spec.index) for spec in self.outputs]
+
+    def _leave_npu(self, failure: RuntimeError) -> None:
+        """Rebuild the interpreter without the delegate, or raise BackendError under "npu"."""
+        said = next((line.strip() for line in str(failure).splitlines() if line.strip()), "")
+        error = BackendError(
+            f"NPU failed: the delegate {self.backend.delegate} failed during inference"
+            + (f" ({said.rstrip('.')})" if said else ""),
+            'load the model with backend="auto" to go on on the CPU', Reason.DELEGATE_FAILED,
+            library=self.backend.delegate, path=self.path)
+        if not self.may_fall_back:
+            raise error from None
+        cpu = CpuPlan(self.backend.threads, self.backend.cpus, "")
+        debug = bool(self.load_options.get("debug"))
+        interpreter = _interpreter(self.runtime, self.path, read_model_bytes(self.path), cpu, [],
+                                   debug)
+        _allocate(interpreter, self.path, cpu, debug)
+        model_nodes = self.backend.nodes.model_nodes
+        self.interpreter = interpreter
+        self.backend = replace(self.backend, name="cpu", delegate=None, fallback=error,
+                               nodes=summarise(interpreter._get_ops_details(), model_nodes,
+                                               model_nodes),
+                               npu_node_indices=(), hazards=())
+        if self.on_fallback is not None:
+            self.on_fallback(error)
 
     def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
         """Invoke on one input tensor; outputs dequantized to real values. Sets ``last_timings``."""
@@ -450,6 +498,10 @@ def load(
     if backend != "cpu":
         try:
             library, hazards = _npu_library(system, delegate, float_model, model_path, backend)
+            require_delegate_library(library)
+            # In a child process first: a delegate that crashes on this graph must not take
+            # this process down with it.
+            refuse_unsafe_delegate(library, model_path, hashlib.sha256(content).hexdigest())
             npu = load_external_delegate(runtime, library, debug)
             interpreter = _interpreter(runtime, model_path, content, cpu, [npu], debug)
         except BackendError as why:
@@ -585,4 +637,19 @@ def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int 
     return None, first_label_map(files)
 
 
-__all__ = ["BackendInfo", "Model", "Prepared", "Timings", "load"]
+def once(tell: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``tell`` wrapped to act on its first call only (models running in parallel threads share
+    one ``on_fallback``)."""
+    lock, told = threading.Lock(), []
+
+    def first_only(news: Any) -> None:
+        with lock:
+            if told:
+                return
+            told.append(news)
+        tell(news)
+
+    return first_only
+
+
+__all__ = ["BackendInfo", "Model", "Prepared", "Timings", "load", "once"]

@@ -70,23 +70,3 @@ def check_loadable(path: Path) -> LibraryCheck:
     if missing:
         return LibraryCheck(True, False, f"missing symbol {', '.join(missing)}")
     return LibraryCheck(True, True, "")
-
-
-def try_create_delegate(path: Path) -> tuple[bool, str]:
-    """Create and destroy one delegate, as TFLite would: (created, what the library printed).
-
-    Teflon opens the NPU device here and prints "Couldn't open kernel device" when it cannot.
-    """
-    from bredos_npu.cstderr import capture_native_stderr
-
-    library = ctypes.CDLL(str(path))
-    create = getattr(library, CREATE_SYMBOL)
-    create.restype = ctypes.c_void_p
-    create.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    destroy = getattr(library, DESTROY_SYMBOL)
-    destroy.argtypes = [ctypes.c_void_p]
-    with capture_native_stderr() as native:
-        delegate = create(None, None, 0, None)
-        if delegate:
-            destroy(delegate)
-    return bool(delegate), "; ".join(native.lines())
