@@ -70,7 +70,7 @@ def test_doctor_reports_an_assert_on_the_test_model(ready_board, delegates):
     teflon = teflon_check(diagnose(str(ready_board.base)))
     assert teflon.status == "fail"
     assert teflon.found.startswith(f"the delegate {library} crashed with SIGABRT while running the "
-                                   "model once on a zero input (it said: ")
+                                   "first invoke on a zero input (it said: ")
     assert "Assertion" in teflon.found and "the test delegate cannot run this graph" in teflon.found
     assert "TEFLON_DEBUG=verbose" in teflon.fix
 
@@ -118,7 +118,7 @@ def test_a_hung_delegate_meets_the_deadline(delegates, monkeypatch, tmp_path):
     with pytest.raises(BackendError) as refused:
         bredos_npu.load(DEFAULT_MODEL, backend="npu", delegate=str(library))
     assert str(refused.value) == (f"NPU not used: the delegate {library} did not finish running the "
-                                  "model once on a zero input within 1.5 s: run it on the CPU.")
+                                  "first invoke on a zero input within 1.5 s: run it on the CPU.")
     assert refused.value.reason is Reason.DELEGATE_HUNG
 
 

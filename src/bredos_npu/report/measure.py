@@ -50,7 +50,7 @@ QUICK = Plan(runs=10, warmup=2, parallel=(1, 3), random_inputs=2, timeout_s=120.
 def measure_in_child(spec: dict[str, Any], inputs: list[np.ndarray],
                      stage: Callable[[str], None]) -> tuple[dict[str, Any], list[list[np.ndarray]]]:
     """Load on ``spec["backend"]`` and measure; (result record, dequantized outputs per input)."""
-    from bredos_npu.errors import BredosNpuError
+    from bredos_npu.errors import BredosNpuError, Reason
     from bredos_npu.runtime.bench import timed_invoke
     from bredos_npu.runtime.model import load
     from bredos_npu.runtime.stats import latency_stats
@@ -62,6 +62,8 @@ def measure_in_child(spec: dict[str, Any], inputs: list[np.ndarray],
         model = load(spec["model"], spec["backend"], delegate=spec.get("delegate"), root=spec.get("root"),
                      debug=True)
     except BredosNpuError as why:
+        if why.reason in (Reason.DELEGATE_CRASHED, Reason.DELEGATE_HUNG):  # in load()'s probe
+            return {"status": CRASHED, "reason": why.fact}, []
         return {"status": NOT_MEASURED, "reason": str(why)}, []
     info = model.backend
     if spec["backend"] == "npu" and not info.npu_node_indices:

@@ -35,7 +35,7 @@ PROBE_FOLDER = "delegate-probes"
 CREATE = "creating the delegate"
 BUILD = "handing the model's graph to the delegate"
 ALLOCATE = "preparing (compiling) the delegated graph"
-INVOKE = "running the model once on a zero input"
+INVOKE = "running the first invoke on a zero input"
 
 OK, FAILED, CRASHED, HUNG = "ok", "failed", "crashed", "hung"
 CACHED_OUTCOMES = (OK, CRASHED, HUNG)
