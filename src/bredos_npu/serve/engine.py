@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.errors import BackendError, BredosNpuError, ImageError, Reason
-from bredos_npu.runtime.model import Model
+from bredos_npu.runtime.model import Model, once
 from bredos_npu.serve import tasks
 from bredos_npu.tasks.quant import dequantize
 
@@ -111,6 +111,9 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         self.requested = self.model.backend.requested
+        # Under "auto" a worker whose delegate fails inside invoke moves itself to the CPU
+        # (Model.invoke); the clones made below inherit this hook.
+        self.model.on_fallback = once(self._worker_left_npu)
         try:
             workers = warmed(self.model.workers(self.parallel))
         except Exception as exc:  # the delegate accepted the graph but cannot run it
@@ -123,6 +126,10 @@ class ServedModel:
             workers = warmed(self.model.workers(self.parallel))
         self._fill(workers)
         self._executor = ThreadPoolExecutor(self.parallel, thread_name_prefix=f"infer-{self.name}")
+
+    def _worker_left_npu(self, error: BackendError) -> None:
+        self.fallback_reason = error.fact
+        log.warning("%s: %s; moving it to the CPU", self.name, error.fact)
 
     def _fill(self, workers: list[Model]) -> None:
         self._idle = queue.SimpleQueue()
