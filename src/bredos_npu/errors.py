@@ -128,6 +128,9 @@ class Reason(Enum):
     HTTP_ERROR = "http_error"
     NETWORK = "network"
     INTEGRITY = "integrity"
+    TOO_SLOW = "too_slow"  # below the minimum rate, or past the deadline (data: url)
+    TOO_LARGE = "too_large"  # the body is longer than the file (data: url, size, cap)
+    DAMAGED = "damaged"  # a cached file no longer matches its digest (data: path)
 
 
 class BredosNpuError(Exception):

@@ -35,6 +35,11 @@ def list_models(as_json: bool) -> None:
     header = ["name", "task", "input", "quantization", "state", "Teflon coverage"]
     click.echo(table([header, *([r["name"], r["task"], r["input"], r["quantization"], r["state"],
                                  r["coverage"]] for r in rows)]))
+    for row in rows:
+        if row["state"] == "damaged":
+            click.echo(f"bredos-npu: warning: the cached files of {row['name']} do not match the "
+                       f"manifest: run `bredos-npu models pull {row['name']}` to repair them.",
+                       err=True)
 
 
 @models.command()
@@ -44,12 +49,14 @@ def pull(names: tuple[str, ...]) -> None:
     from bredos_npu.models import zoo
 
     for name in names:
+        was_damaged = zoo.damaged(zoo.get(name))
         bar = DownloadBar(name)
         try:
             path = zoo.pull(name, bar)
         finally:
             bar.close()
-        click.echo(f"{name}: {path}")
+        click.echo(f"{name}: {path}" + (" (repaired: the cached copy was damaged)" if was_damaged
+                                        else ""))
 
 
 @models.command()

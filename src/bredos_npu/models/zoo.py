@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from bredos_npu.errors import DownloadError, ModelError, Reason
 from bredos_npu.models import bundled
-from bredos_npu.models.integrity import Integrity, Progress
+from bredos_npu.models.integrity import Integrity, Progress, file_digest
 from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.outputs import atomic_open
 
@@ -46,6 +46,7 @@ class ZooFile:
     url: str
     integrity: Integrity
     bundled: str | None = None
+    size: int | None = None  # bytes, when the manifest records it (downloads are capped at it)
 
     @property
     def file_name(self) -> str:
@@ -89,9 +90,24 @@ def _manifest() -> dict[str, Any]:
 
 def _mirror() -> str | None:
     mirror = os.environ.get(BASE_URL_ENV) or None
-    if mirror and not mirror.startswith(("http://", "https://")):
-        raise DownloadError(f"{BASE_URL_ENV}={mirror!r} is not an http(s) URL", "set it to the "
-                            "mirror's base URL, e.g. http://host/models/", Reason.BAD_MIRROR, url=mirror)
+    if mirror is None:
+        return None
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(mirror)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as error:
+        problem = f"is not a usable URL ({error})"
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "is not an http(s) URL"
+        elif not parts.hostname:
+            problem = "has no host name"
+    if problem:
+        raise DownloadError(f"{BASE_URL_ENV}={mirror!r} {problem}", "set it to the mirror's base "
+                            "URL, e.g. http://host/models/", Reason.BAD_MIRROR, url=mirror)
     return mirror
 
 
@@ -102,7 +118,7 @@ def _zoo_file(name: str, entry: dict[str, Any]) -> ZooFile:
     url = (mirror.rstrip("/") + "/" + file_name) if mirror else sources[entry["source"]] + entry["path"]
     integrity = (Integrity("sha256", entry["sha256"]) if "sha256" in entry
                  else Integrity("git_blob", entry["git_blob"]))
-    return ZooFile(name, url, integrity, entry.get("bundled"))
+    return ZooFile(name, url, integrity, entry.get("bundled"), entry.get("size"))
 
 
 def label_file(name: str) -> ZooFile:
@@ -147,18 +163,46 @@ def is_available(model: ZooModel) -> bool:
 
 
 def status(model: ZooModel) -> str:
-    """"bundled", "cached", "cached, labels missing" or "not downloaded"."""
+    """"bundled", "cached", "cached, labels missing", "damaged" or "not downloaded".
+
+    "damaged": the cached model or label file no longer matches the manifest's digest (every
+    cached file is read and hashed: milliseconds per MB); ``pull`` repairs it.
+    """
     if model.file is not None and model.file.bundled:
         return "bundled"
     if not is_available(model):
         return "not downloaded"
+    if damaged(model):
+        return "damaged"
     return "cached, labels missing" if missing_labels(model) else "cached"
+
+
+def intact(path: Path, item: ZooFile, deep: bool = True) -> bool:
+    """True when ``path`` has the manifest's size (when it records one) and, with ``deep``, its
+    digest."""
+    try:
+        if item.size is not None and path.stat().st_size != item.size:
+            return False
+        return not deep or file_digest(path, item.integrity) == item.integrity.digest
+    except OSError:
+        return False
+
+
+def damaged(model: ZooModel) -> bool:
+    """True when a cached file of a built-in model (or its label file) fails its digest."""
+    if model.file is None or model.file.bundled:
+        return False
+    files = [model.file]
+    if model.labels not in (None, "embedded") and not model.imported_labels:
+        files.append(label_file(model.labels))
+    return any(not item.bundled and (cache_dir() / item.file_name).is_file()
+               and not intact(cache_dir() / item.file_name, item) for item in files)
 
 
 def coverage(model: ZooModel) -> str:
     """Teflon's share as inspect computes it: the manifest's figure, or computed from the local
     file when the manifest says "unknown" ("unknown" while the file is not here)."""
-    if model.coverage != "unknown" or not is_available(model):
+    if model.coverage != "unknown" or not is_available(model) or damaged(model):
         return model.coverage
     from bredos_npu.models.inspection.analysis import inspect_model
 
@@ -178,20 +222,26 @@ def missing_labels(model: ZooModel) -> bool:
     return not (item.bundled or (cache_dir() / item.file_name).is_file())
 
 
-def _fetch(item: ZooFile, progress: Progress | None) -> Path:
+def _fetch(item: ZooFile, progress: Progress | None, verify: bool = False) -> Path:
+    """The cached file, downloaded when missing, or damaged: always checked by size, and by
+    digest with ``verify``. A damaged file is replaced only by a verified download."""
     if item.bundled:
         return bundled.data_path(item.bundled)
     target = cache_dir() / item.file_name
-    if target.is_file():
+    if target.is_file() and intact(target, item, deep=verify):
         return target
     if offline():
+        if target.is_file():
+            raise ModelError(f"The cached {target} is damaged (it does not match the manifest) and "
+                             "offline mode is on", "pull it again on a connected machine",
+                             Reason.DAMAGED, name=item.name, path=target)
         raise ModelError(f"{item.name} is not in the cache and offline mode is on",
                          f"pull it on a connected machine, or copy the file to {target}", Reason.OFFLINE,
                          name=item.name, path=target)
     _make_cache(target.parent)
     from bredos_npu.models.download import download  # urllib and friends only when needed
 
-    return download(item.url, target, item.integrity, progress)
+    return download(item.url, target, item.integrity, progress, size=item.size)
 
 
 def _make_cache(folder: Path) -> None:
@@ -204,23 +254,27 @@ def _make_cache(folder: Path) -> None:
 
 
 def pull(name: str, progress: Progress | None = None) -> Path:
-    """Make sure the model (and its label file) is in the cache; its local path."""
+    """Make sure the model (and its label file) is in the cache and intact; its local path.
+
+    Cached files are verified again (digest), and a damaged one is downloaded again.
+    """
     model = get(name)
     if model.imported_path:
         return local_path(model)
     assert model.file is not None
-    path = _fetch(model.file, progress)
-    labels_path(model, progress)
+    path = _fetch(model.file, progress, verify=True)
+    labels_path(model, progress, verify=True)
     return path
 
 
-def labels_path(model: ZooModel, progress: Progress | None = None) -> Path | None:
+def labels_path(model: ZooModel, progress: Progress | None = None,
+                verify: bool = False) -> Path | None:
     """The model's label file, fetched if needed; None when embedded or absent."""
     if model.imported_labels:
         return Path(model.imported_labels)
     if model.labels in (None, "embedded"):
         return None
-    return _fetch(label_file(model.labels), progress)
+    return _fetch(label_file(model.labels), progress, verify)
 
 
 class Resolved(NamedTuple):
