@@ -108,6 +108,7 @@ class ServedModel:
     _idle: queue.SimpleQueue[Model] = field(default_factory=queue.SimpleQueue)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor | None = None
+    _serving: bool = False  # False while the workers are warmed up (their first run)
 
     def __post_init__(self) -> None:
         self.requested = self.model.backend.requested
@@ -125,11 +126,16 @@ class ServedModel:
             self.model = self.model.clone(backend="cpu", delegate=None)
             workers = warmed(self.model.workers(self.parallel))
         self._fill(workers)
+        self._serving = True
         self._executor = ThreadPoolExecutor(self.parallel, thread_name_prefix=f"infer-{self.name}")
 
     def _worker_left_npu(self, error: BackendError) -> None:
-        self.fallback_reason = error.fact
-        log.warning("%s: %s; moving it to the CPU", self.name, error.fact)
+        if self._serving:
+            self.fallback_reason = error.fact  # "... failed during inference (...)"
+            log.warning("%s: %s; moving it to the CPU", self.name, error.fact)
+        else:
+            self.fallback_reason = f"the NPU delegate failed on a first run ({error.fact})"
+            log.warning("%s: %s; running on the CPU", self.name, self.fallback_reason)
 
     def _fill(self, workers: list[Model]) -> None:
         self._idle = queue.SimpleQueue()
