@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bredos_npu.errors import UsageError
+from bredos_npu.errors import Reason, UsageError
 from bredos_npu.runtime.backends import BACKENDS
 
 API_KEY_ENV = "BREDOS_NPU_API_KEY"
@@ -72,16 +72,21 @@ def read_api_key(api_key: str | None, api_key_file: str | None) -> str | None:
               help="DeepStack replies list at most this many objects (Frigate reads 20).")
 @click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
+@click.option("--source", "sources", multiple=True, metavar="NAME=URL",
+              help="Watch a video source continuously with the detection model (rtsp://, http(s)://, "
+                   "/dev/videoN or a file; repeatable): live at /, status at /v1/streams (needs [video]).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api_key: str | None,
           api_key_file: str | None, parallel: int, threads: int | None, backend: str,
           delegate: str | None, max_body: str, queue_size: int, timeout: float, max_predictions: int,
-          grace: float, debug: bool) -> None:
+          grace: float, sources: tuple[str, ...], debug: bool) -> None:
     """Serve models over HTTP: DeepStack-compatible detection (Frigate, Home Assistant, Blue Iris),
     a native JSON API for every task, Prometheus metrics and a web page at /.
 
     Binds 127.0.0.1 unless --host says otherwise. Stops cleanly on SIGTERM or Ctrl-C.
+    With --source NAME=URL it also watches cameras: detections drawn live on the page (MJPEG),
+    counters and latency at /v1/streams.
     """
     from bredos_npu.serve import require_extra
 
@@ -100,12 +105,44 @@ def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api
     body_limit = parse_size(max_body)
     key = read_api_key(api_key, api_key_file)
     specs = [ModelSpec.parse(text) for text in models] or default_specs()
+    watched = source_specs(sources)
     debug = debug or ctx.obj.get("debug", False)
     configure_logging(debug)
     served = load_models(specs, LoadOptions(backend, threads, delegate, parallel, debug))
     loaded_at = time.perf_counter()
     engine = Engine(served, capacity=queue_size)
+    streams = watch(watched, engine)
     # Uploads are read before a queue slot is taken: bound them too, a few per slot.
     settings = Settings(api_key=key, max_body=body_limit, timeout=timeout, max_predictions=max_predictions,
                         max_requests=4 * queue_size + 4)
-    ctx.exit(run(engine, settings, host, port, grace, loaded_at))
+    ctx.exit(run(engine, settings, host, port, grace, loaded_at, streams))
+
+
+def source_specs(sources: tuple[str, ...]) -> list:
+    """``NAME=URL`` options, checked before any model loads; the [video] extra when there are any."""
+    from bredos_npu.serve.streams import StreamSpec
+
+    specs = [StreamSpec.parse(text) for text in sources]
+    names = [spec.name for spec in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"There are two sources named {name!r}: give each its own name.",
+                             reason=Reason.BAD_VALUE, option="source", value=name)
+    if specs:
+        from bredos_npu.runtime.video import _av
+
+        _av()  # a missing [video] extra is exit 8 now, not a failing thread later
+    return specs
+
+
+def watch(specs: list, engine: object) -> object:
+    """The watched sources, each with its own interpreter of the first detection model."""
+    from bredos_npu.serve.streams import LiveStream, Streams
+
+    if not specs:
+        return None
+    detector = engine.default_for("detect")  # type: ignore[attr-defined]
+    if detector is None:
+        raise UsageError("--source needs a detection model: add -m MODEL=detect.", reason=Reason.BAD_VALUE,
+                         option="source")
+    return Streams([LiveStream(spec.name, spec.url, detector.model.clone()) for spec in specs])

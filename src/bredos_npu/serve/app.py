@@ -33,7 +33,7 @@ from bredos_npu.serve.metrics import Metrics
 
 log = logging.getLogger("bredos_npu.serve")
 FORM_FIELD_BYTES = 64 * 1024
-ENDPOINTS = ("/", "/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/status",
+ENDPOINTS = ("/", "/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/status", "/v1/streams",
              "/v1/vision/detection", "/v1/vision/custom/list", "/v1/classify", "/v1/detect", "/v1/segment",
              "/v1/pose")
 
@@ -456,6 +456,8 @@ def _endpoint(path: str) -> str:
         return "/v1/vision/custom/{model}"
     if path.startswith("/static/"):
         return "/static"
+    if path.startswith("/v1/streams/"):
+        return "/v1/streams/{name}" + ("/" + path.rsplit("/", 1)[1] if path.count("/") > 3 else "")
     return path if path in ENDPOINTS else "other"
 
 
@@ -467,8 +469,10 @@ def _size(count: int) -> str:
 
 
 def create_app(engine: Engine, settings: Settings,
-               doctor: Callable[[], dict[str, Any]] | None = None, lifespan: Any = None) -> ASGIApp:
-    """The ASGI application serving ``engine`` (``lifespan``: Starlette's start/stop hook)."""
+               doctor: Callable[[], dict[str, Any]] | None = None, lifespan: Any = None,
+               streams: Any = None) -> ASGIApp:
+    """The ASGI application serving ``engine`` (``lifespan``: Starlette's start/stop hook;
+    ``streams``: the watched video sources, :class:`bredos_npu.serve.streams.Streams`)."""
     metrics = Metrics(engine)
     api = Api(engine, settings, doctor or (lambda: {"verdict": "not checked", "npu_ready": False}),
               metrics)
@@ -490,6 +494,10 @@ def create_app(engine: Engine, settings: Settings,
         *[Route(f"/v1/{task}", api.native(task), methods=["POST"]) for task in tasks.TASKS],
         Mount("/static", StaticFiles(packages=[("bredos_npu.serve", "static")]), name="static"),
     ]
+    if streams:
+        from bredos_npu.serve.stream_routes import stream_routes
+
+        routes += stream_routes(api, streams)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(exc)

@@ -132,8 +132,25 @@ def bind(host: str, port: int) -> socket.socket:
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
 
 
-def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, loaded_at: float) -> int:
-    """Serve until SIGTERM or SIGINT; in-flight requests get ``grace`` seconds to finish."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the watched sources to stop as soon as a stop signal arrives
+    (their MJPEG viewers would otherwise hold the graceful shutdown for its whole grace time)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Any) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, loaded_at: float,
+        streams: Any = None) -> int:
+    """Serve until SIGTERM or SIGINT; in-flight requests get ``grace`` seconds to finish.
+
+    ``streams`` (:class:`bredos_npu.serve.streams.Streams`): video sources watched meanwhile.
+    """
 
     doctor = Background(engine)
     sock = bind(host, port)
@@ -147,17 +164,21 @@ def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, 
                                                  for m in engine.models.values()),
                  (time.perf_counter() - loaded_at) * 1e3)
         doctor.thread.start()
+        if streams:
+            streams.start()
+            log.info("watching %s", ", ".join(f"{s.name} ({s.status()['url']})"
+                                             for s in streams.streams.values()))
         yield
         log.info("stopping: finishing the requests in flight")
 
     if settings.api_key is None and not is_loopback(host):
         log.warning("listening on %s without an API key: anyone who can reach this address can use "
                     "it (set --api-key-file)", host)
-    app = create_app(engine, settings, doctor, lifespan=lifespan)
+    app = create_app(engine, settings, doctor, lifespan=lifespan, streams=streams)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=grace, timeout_keep_alive=5,
                             server_header=False, limit_max_requests=None)
-    server = uvicorn.Server(config)
+    server = _Server(config, streams.stop if streams else lambda: None)
     # uvicorn re-raises the signal it stopped on once it is done: a no-op handler makes that
     # re-raise harmless, so a requested stop ends with status 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
@@ -168,6 +189,8 @@ def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, 
     try:
         server.run(sockets=[sock])
     finally:
+        if streams:
+            streams.close()
         engine.close()
         sock.close()
     log.info("stopped")

@@ -169,6 +169,34 @@ async function refreshStatus() {
   $("counters").textContent = Object.entries(status.counters).map(([k, v]) => `${k}: ${v}`).join(" · ");
 }
 
+// Live sources (serve --source NAME=URL): an <img> on each MJPEG stream, counters under it.
+async function refreshStreams() {
+  let listing;
+  try {
+    listing = await api("/v1/streams");
+  } catch (error) {
+    return;  // no sources (404), or no key yet
+  }
+  $("live").hidden = listing.streams.length === 0;
+  for (const s of listing.streams) {
+    let figure = $(`stream-${s.name}`);
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.id = `stream-${s.name}`;
+      const img = document.createElement("img");
+      img.alt = `live: ${s.name}`;
+      const key = apiKey();
+      img.src = `/v1/streams/${encodeURIComponent(s.name)}/mjpeg` + (key ? `?api_key=${encodeURIComponent(key)}` : "");
+      figure.append(img, document.createElement("figcaption"));
+      $("streams").append(figure);
+    }
+    const delay = s.latency_ms.median === null ? "–" : `${s.latency_ms.median} ms`;
+    figure.querySelector("figcaption").textContent = `${s.name}: ${s.state} · ${s.fps_in} frames/s in, ` +
+      `${s.fps_out} analysed · ${s.dropped} dropped · ${s.reconnects} reconnections · delay ${delay}` +
+      (s.error ? ` · ${s.error}` : "");
+  }
+}
+
 function wire() {
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -178,11 +206,12 @@ function wire() {
   $("model").addEventListener("change", () => { showOptions(); run(lastFile); });
   $("api-key").addEventListener("change", () => {
     sessionStorage.setItem("bredos-api-key", $("api-key").value);
-    loadModels(); refreshStatus();
+    loadModels(); refreshStatus(); $("streams").replaceChildren(); refreshStreams();
   });
   $("api-key").value = sessionStorage.getItem("bredos-api-key") || "";
 }
 
 wire();
-loadModels().then(refreshStatus);
+loadModels().then(refreshStatus).then(refreshStreams);
 setInterval(refreshStatus, 5000);
+setInterval(refreshStreams, 2000);
