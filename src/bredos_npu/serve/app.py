@@ -33,7 +33,8 @@ from bredos_npu.serve.metrics import Metrics
 
 log = logging.getLogger("bredos_npu.serve")
 FORM_FIELD_BYTES = 64 * 1024
-ENDPOINTS = ("/", "/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/status", "/v1/streams",
+ENDPOINTS = ("/", "/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/status",
+             "/v1/streams", "/v1/streams/{name}", "/v1/streams/{name}/frame.jpg", "/v1/streams/{name}/mjpeg",
              "/v1/vision/detection", "/v1/vision/custom/list", "/v1/classify", "/v1/detect", "/v1/segment",
              "/v1/pose")
 
@@ -457,7 +458,8 @@ def _endpoint(path: str) -> str:
     if path.startswith("/static/"):
         return "/static"
     if path.startswith("/v1/streams/"):
-        return "/v1/streams/{name}" + ("/" + path.rsplit("/", 1)[1] if path.count("/") > 3 else "")
+        suffix = "/" + path.rsplit("/", 1)[1] if path.count("/") > 3 else ""
+        return "/v1/streams/{name}" + suffix if "/v1/streams/{name}" + suffix in ENDPOINTS else "other"
     return path if path in ENDPOINTS else "other"
 
 
