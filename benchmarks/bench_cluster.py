@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bulk import make_photos
 
 import bredos_npu
+from bredos_npu.cluster.connect import wait_until_reachable
 
 MODEL = bredos_npu.load().path
 
@@ -86,13 +87,7 @@ def main() -> None:
     head = subprocess.Popen([sys.executable, "-m", "bredos_npu", "cluster", "start", "--head", "--port",
                              str(port), "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_until_reachable(f"127.0.0.1:{port}", 120)
         time.sleep(10)  # let the head settle before measuring it idle
         idle = uss_mib(head.pid)
         with tempfile.TemporaryDirectory() as folder:

@@ -28,7 +28,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from bredos_npu.cluster import NPU_RESOURCE
-from bredos_npu.cluster.connect import connect
+from bredos_npu.cluster.connect import connect, wait_until_reachable
 from bredos_npu.cluster.runner import run_on_cluster
 from bredos_npu.errors import EXIT_BACKEND, EXIT_IMAGE, EXIT_RUNTIME
 
@@ -165,13 +165,7 @@ def test_cluster_start_and_status_on_this_machine():
                              str(port), "--block"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_until_reachable(f"127.0.0.1:{port}", 90)
         status = subprocess.run([sys.executable, "-m", "bredos_npu", "cluster", "status", "--address",
                                  f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from bredos_npu.cluster import import_ray
@@ -31,6 +32,19 @@ def reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
         raise BackendError(f"Cannot reach the Ray cluster at {address} within {timeout:.0f} s "
                            f"({why.strerror or why})", "check the address and that the head node is running",
                            reason=Reason.CLUSTER_UNREACHABLE, address=address) from None
+
+
+def wait_until_reachable(address: str, seconds: float) -> None:
+    """Wait for a head node that is starting (e.g. `cluster start --block` in another process)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            reachable(address, timeout=1.0)
+            return
+        except BackendError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def connect(address: str) -> Any:
