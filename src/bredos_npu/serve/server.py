@@ -197,8 +197,27 @@ def run(engine: Engine, settings: Settings, host: str, port: int, grace: float, 
     return 0
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler holding the stream it was made with breaks once that stream is replaced and closed
+    (a second server started in the same process, or pytest's capture between tests).
+    """
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """One handler on the server's logger, however often a server is started in this process."""
+    for old in [h for h in log.handlers if isinstance(h, _CurrentStderr)]:
+        log.removeHandler(old)
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if debug else logging.INFO)
