@@ -63,9 +63,8 @@ def image_sets(calibration: str | os.PathLike[str], count: int, size: tuple[int,
         chosen = set(held)
         calibrate = [f for f in files if f not in chosen][:count]
     if len(calibrate) < MIN_CALIBRATION or len(held) < MIN_HELD_OUT:
-        needed = MIN_CALIBRATION + MIN_HELD_OUT if evaluation is None else MIN_CALIBRATION
         raise ImageError(f"Too few images: {len(files)} in {calibration}"
                          + (f" and {len(held)} in {evaluation}" if evaluation is not None else "")
-                         + f"; quantizing needs at least {needed} (calibration) and {MIN_HELD_OUT} "
-                         "held out to measure the accuracy.")
+                         + f"; quantizing needs at least {MIN_CALIBRATION} for calibration and "
+                         f"{MIN_HELD_OUT} held out to measure the accuracy.")
     return ImageSets(load(calibrate, size, channels), load(held, size, channels), calibrate, held)
