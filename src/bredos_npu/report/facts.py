@@ -13,7 +13,6 @@ import re
 import shutil
 import stat
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from bredos_npu.runtime.litert import describe_runtime
@@ -179,8 +178,3 @@ def _int(text: str | None) -> int | None:
     except ValueError:
         return None
 
-
-def library_identity(path: Path) -> str:
-    """A short identity of a library file for provenance (size and sha256 prefix)."""
-    data = path.read_bytes()
-    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
