@@ -15,6 +15,7 @@ from model_server import ModelServer
 from bredos_npu.errors import EXIT_MODEL
 from bredos_npu.models import zoo
 from bredos_npu.models.integrity import Integrity, file_digest
+from bredos_npu.tasks import registry
 
 SSD_FILE = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_SHA256 = "61d598093ed03ed41aa47c3a39a28ac01e960d6a810a5419b9a5016a1e9c469b"
@@ -190,7 +191,7 @@ def test_git_blob_integrity_matches_git():
 
 def test_manifest_is_complete():
     for model in zoo.models().values():
-        assert model.task in zoo.TASKS and model.file is not None
+        assert model.task in registry.names() and model.file is not None
         assert model.file.url.startswith("https://raw.githubusercontent.com/")
         assert len(model.file.integrity.digest) in (40, 64)
         assert model.labels in (None, "embedded") or zoo.label_file(model.labels).url

@@ -13,7 +13,40 @@ from bredos_npu.errors import EXIT_ERROR, EXIT_USAGE, BredosNpuError
 DEBUG_ENV = "BREDOS_NPU_DEBUG"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that are not tasks, imported only when invoked (a fast start for `classify`).
+COMMANDS = {"bench": "bredos_npu.cli.bench", "cluster": "bredos_npu.cli.cluster",
+            "doctor": "bredos_npu.cli.doctor",
+            "inspect": "bredos_npu.cli.inspect", "models": "bredos_npu.cli.models",
+            "quantize": "bredos_npu.cli.quantize", "report": "bredos_npu.cli.report",
+            "serve": "bredos_npu.cli.serve"}
+
+
+class Commands(click.Group):
+    """The task commands come from the task registry, the others from COMMANDS, both on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from bredos_npu.tasks import registry
+
+        return sorted([*registry.names(), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            from importlib import import_module
+
+            return getattr(import_module(COMMANDS[name]), name)
+        from bredos_npu.errors import UsageError
+        from bredos_npu.tasks import registry
+
+        try:
+            task = registry.get(name)
+        except UsageError:
+            return None
+        from bredos_npu.cli.tasks import task_command
+
+        return task_command(task)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bredos-npu", prog_name="bredos-npu")
 @click.option("--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs.")
 @click.option("--offline", is_flag=True, help="Never download; use only cached or local models.")
@@ -26,29 +59,6 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
         from bredos_npu.models.zoo import OFFLINE_ENV
 
         os.environ[OFFLINE_ENV] = "1"
-
-
-def _register() -> None:
-    from bredos_npu.cli import (
-        bench,
-        classify,
-        cluster,
-        doctor,
-        inspect,
-        models,
-        quantize,
-        report,
-        serve,
-        vision,
-    )
-
-    for command in (classify.classify, vision.detect, vision.segment, vision.pose, inspect.inspect,
-                    bench.bench, doctor.doctor, models.models, quantize.quantize, report.report,
-                    serve.serve, cluster.cluster):
-        cli.add_command(command)
-
-
-_register()
 
 
 def wants_debug(argv: list[str]) -> bool:

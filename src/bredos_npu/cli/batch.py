@@ -1,7 +1,7 @@
-"""The machinery every image command shares: many inputs, progress, output files, summary.
+"""The machinery every task command shares: many inputs, progress, output files, summary.
 
-A command describes its task with a :class:`TaskView` (how one result looks as text, JSON, CSV
-rows and a picture); :func:`run_batch` does the rest.
+The task (:class:`~bredos_npu.tasks.registry.Task`) says how one result looks as text, JSON,
+CSV rows and a picture; :func:`run_batch` does the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -34,20 +34,10 @@ from bredos_npu.outputs import (
     printable,
     shown,
 )
-from bredos_npu.runtime.pipeline import Result
 
-
-@dataclass(frozen=True)
-class TaskView:
-    """How one task's results are shown: ``verb`` for the summary ("classified", "detected in")."""
-
-    verb: str
-    text: Callable[[Any], str]
-    document: Callable[[Any], dict[str, Any]]
-    csv_fields: tuple[str, ...] = ()
-    csv_rows: Callable[[Any], list[dict[str, Any]]] | None = None
-    draw: Callable[[Any, Any], Any] | None = None  # (PIL image, value) -> PIL image
-    picture_suffix: str = ""
+if TYPE_CHECKING:
+    from bredos_npu.runtime.pipeline import Result
+    from bredos_npu.tasks.registry import Task
 
 
 @dataclass(frozen=True)
@@ -123,7 +113,7 @@ def picture_path(target: str, source: str, suffix: str, inputs: int | None,
     return path
 
 
-def write_picture(view: TaskView, result: Result, path: Path, force: bool) -> Path:
+def write_picture(view: Task, result: Result, path: Path, force: bool) -> Path:
     """Draw the result on its image into ``path``; OutputConflict when someone else created
     ``path`` meanwhile (the picture is then kept beside it)."""
     from bredos_npu.tasks.image import open_image
@@ -146,7 +136,7 @@ class Previous(NamedTuple):
 NOTHING_BEFORE = Previous(frozenset(), b"", None)
 
 
-def read_previous(outputs: Outputs, view: TaskView) -> Previous:
+def read_previous(outputs: Outputs, view: Task) -> Previous:
     """The inputs already in the --jsonl/--csv file; nothing when it does not exist yet."""
     path = outputs.results_file
     if not (outputs.resume and path):
@@ -185,7 +175,7 @@ def _jsonl_inputs(text: str) -> set[str]:
     return inputs
 
 
-def _csv_inputs(text: str, view: TaskView) -> set[str]:
+def _csv_inputs(text: str, view: Task) -> set[str]:
     if not text:
         return set()
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -210,7 +200,7 @@ class Plan:
     skipped: list[int] = field(default_factory=lambda: [0])  # a box, counted while sources are read
 
 
-def plan_run(sources: Iterable[Any], view: TaskView, outputs: Outputs, inputs: int | None) -> Plan:
+def plan_run(sources: Iterable[Any], view: Task, outputs: Outputs, inputs: int | None) -> Plan:
     """Skip what a --resume run finds done; for -o FOLDER, name every picture and check them all
     for conflicts before the first image is processed."""
     previous = read_previous(outputs, view)
@@ -230,12 +220,12 @@ def plan_run(sources: Iterable[Any], view: TaskView, outputs: Outputs, inputs: i
     return plan
 
 
-def _plan_pictures(plan: Plan, view: TaskView, outputs: Outputs) -> Plan:
+def _plan_pictures(plan: Plan, view: Task, outputs: Outputs) -> Plan:
     assert outputs.pictures is not None
     taken: set[Path] = set()
     kept, pictures = [], []
     for source in plan.sources:
-        path = picture_path(outputs.pictures, str(source), view.picture_suffix, None, taken)
+        path = picture_path(outputs.pictures, str(source), view.name, None, taken)
         if input_key(source) in plan.previous.inputs or (
                 outputs.resume and not outputs.results_file and path.is_file()):
             plan.skipped[0] += 1
@@ -270,7 +260,7 @@ class ResultsFile:
     """The --jsonl/--csv output: earlier results first (--resume), then one record per input,
     each flushed whole, published at the end (see :class:`bredos_npu.outputs.AtomicFile`)."""
 
-    def __init__(self, outputs: Outputs, view: TaskView, previous: Previous) -> None:
+    def __init__(self, outputs: Outputs, view: Task, previous: Previous) -> None:
         path = outputs.jsonl or outputs.csv
         assert path
         self.view = view
@@ -293,7 +283,6 @@ class ResultsFile:
     def write(self, source: str, result: Result, document: dict[str, Any]) -> None:
         try:
             if self.writer is not None:
-                assert self.view.csv_rows is not None
                 rows = [{"image": source, "error": document["error"]}] if result.error else \
                     [{"image": source, **row} for row in self.view.csv_rows(result.value)]
                 if result.node is not None:
@@ -322,7 +311,7 @@ class ResultsFile:
             self.file.discard()
 
 
-def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, inputs: int | None,
+def run_batch(results: Iterator[Result], view: Task, outputs: Outputs, inputs: int | None,
               header: str, first_run_note: str = "", plan: Plan | None = None) -> Batch:
     """Consume ``results``: print, write files and pictures. A stop signal (Ctrl-C, SIGTERM,
     SIGHUP) ends the run between two results, keeping every finished one."""
@@ -360,7 +349,7 @@ def run_batch(results: Iterator[Result], view: TaskView, outputs: Outputs, input
                  plan.skipped[0], counts["output_errors"], interrupted, stopped)
 
 
-def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, plan: Plan,
+def _one(result: Result, view: Task, outputs: Outputs, inputs: int | None, plan: Plan,
          records: ResultsFile | None, documents: list[dict[str, Any]], counts: dict[str, int], bar: Any,
          first_run_note: str) -> None:
     """Report one result everywhere it goes (a record, a picture, a text block, a JSON entry)."""
@@ -390,14 +379,14 @@ def _one(result: Result, view: TaskView, outputs: Outputs, inputs: int | None, p
         records.write(source, result, document)
 
 
-def _picture(view: TaskView, result: Result, outputs: Outputs, inputs: int | None, plan: Plan,
+def _picture(view: Task, result: Result, outputs: Outputs, inputs: int | None, plan: Plan,
              counts: dict[str, int], bar: Any) -> str | None:
     """Write the result picture; a failure is reported like a broken image and the run goes on."""
     from bredos_npu.cli.errors import describe
 
     assert outputs.pictures is not None
     path = plan.pictures[result.index] if plan.pictures is not None else \
-        picture_path(outputs.pictures, result.source, view.picture_suffix, inputs, set())
+        picture_path(outputs.pictures, result.source, view.name, inputs, set())
     try:
         return printable(str(write_picture(view, result, path, outputs.force)))
     except OutputError as error:
@@ -417,14 +406,16 @@ def summary(batch: Batch, verb: str, file_output: str | None) -> str:
             + (f"; results in {shown(file_output)}" if file_output else "") + ".")
 
 
-def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """-r/--recursive, --parallel, --json, --jsonl, --force, --resume, --cluster, --ship."""
+def batch_options(command: Callable[..., Any], csv_help: str = "Write CSV rows to FILE."
+                  ) -> Callable[..., Any]:
+    """-r/--recursive, --parallel, --json, --jsonl, --csv, --force, --resume, --cluster, --ship."""
     for option in reversed([
         click.option("-r", "--recursive", is_flag=True, help="Also process images in subfolders."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Interpreters running at once (e.g. 3 for the RK3588's NPU cores)."),
         click.option("--json", "as_json", is_flag=True, help="Print results as one JSON document."),
         click.option("--jsonl", "jsonl_path", metavar="FILE", help="Write one JSON line per image to FILE."),
+        click.option("--csv", "csv_path", metavar="FILE", help=csv_help),
         click.option("--force", is_flag=True, help="Overwrite output files that exist."),
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run: skip the inputs already in the --jsonl/--csv "
@@ -440,7 +431,7 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def finish(ctx: click.Context, net: Any, batch: Batch, view: TaskView, outputs: Outputs) -> None:
+def finish(ctx: click.Context, net: Any, batch: Batch, view: Task, outputs: Outputs) -> None:
     """Print the JSON document and the closing summary; exit 128+N after signal N, 9 when an
     output could not be written, 5 when any image failed."""
     from bredos_npu.cli.render import backend_dict
@@ -494,7 +485,7 @@ def task_results(net: Any, task: str, sources: Iterable[Any], options: dict[str,
     if cluster is None:
         if ship:
             raise click.UsageError("--ship goes with --cluster")
-        return getattr(net, f"{task}_many")(sources, **options, parallel=parallel)
+        return net.run_task_many(task, sources, parallel, **options)
     return _on_cluster(net, task, sources, options, parallel, cluster, ship, load_options)
 
 

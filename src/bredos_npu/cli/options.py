@@ -14,14 +14,15 @@ debug_option = click.option(
 )
 
 
-def model_options(command: Callable[..., Any], default: str = "the bundled MobileNet V2 quant"
-                  ) -> Callable[..., Any]:
-    """--model, --labels, --backend, --delegate, --threads, --debug."""
+def model_options(command: Callable[..., Any], default: str = "the bundled MobileNet V2 quant",
+                  labels: bool = True) -> Callable[..., Any]:
+    """--model, --labels (for tasks that name classes), --backend, --delegate, --threads, --debug."""
+    label_option = click.option("-l", "--labels", type=click.Path(readable=False),
+                                help="Label file (default: the one embedded in the model).")
     for option in reversed([
         click.option("-m", "--model", type=click.Path(readable=False),
                      help=f"A .tflite file or a zoo name (default: {default})."),
-        click.option("-l", "--labels", type=click.Path(readable=False),
-                     help="Label file (default: the one embedded in the model)."),
+        *([label_option] if labels else []),
         click.option("-b", "--backend", type=click.Choice(BACKENDS), default="auto",
                      show_default=True, help="npu: Teflon delegate; cpu: XNNPACK; auto: npu if it works."),
         click.option("--delegate", metavar="PATH",
@@ -34,8 +35,8 @@ def model_options(command: Callable[..., Any], default: str = "the bundled Mobil
     return command
 
 
-def load_model(ctx: click.Context, model: str | None, backend: str, labels: str | None,
-               delegate: str | None, threads: int | None, debug: bool,
+def load_model(ctx: click.Context, model: str | None, *, backend: str = "auto", labels: str | None = None,
+               delegate: str | None = None, threads: int | None = None, debug: bool = False,
                check: Callable[[Any], Any] | None = None, **extra: Any) -> Any:
     """Load the model for a command, run ``check`` (does it fit the task?), then say on stderr,
     once, why the NPU is not used."""

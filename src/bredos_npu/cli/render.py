@@ -10,7 +10,6 @@ from bredos_npu.cli.errors import describe
 from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.doctor import FAIL, OK, WARN, Report
 from bredos_npu.runtime.model import BackendInfo, Model
-from bredos_npu.tasks.classify import Class
 
 STATUS_STYLE = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
 
@@ -46,15 +45,6 @@ def backend_dict(info: BackendInfo) -> dict[str, Any]:
         "npu_ran_nothing": info.name == "npu" and not info.nodes.npu_nodes,
         "hazards": list(info.hazards),
     }
-
-
-def classes_text(classes: list[Class]) -> str:
-    labels = [for_terminal(c.label) for c in classes]
-    width = max((len(label) for label in labels), default=0)
-    return "\n".join(
-        f"  {rank}. {label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
-        for rank, (label, c) in enumerate(zip(labels, classes, strict=True), 1)
-    )
 
 
 def model_header(model: Model, default: bool, has_classes: bool = True) -> str:

@@ -18,14 +18,17 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from bredos_npu.cli.batch import Outputs, TaskView
+from bredos_npu.cli.batch import Outputs
 from bredos_npu.cli.interrupts import SIGNALS
 from bredos_npu.errors import OutputError
 from bredos_npu.outputs import STDOUT, check_output
+
+if TYPE_CHECKING:
+    from bredos_npu.tasks.registry import Task
 
 VIDEO_OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
@@ -172,7 +175,7 @@ def _line_file(path: str | None, force: bool, stack: ExitStack) -> IO[str] | Non
 
 
 def run_video(ctx: click.Context, net: Any, task: str, source: str, start: Callable[..., Any],
-              view: TaskView, outputs: Outputs, options: StreamOptions, header: str) -> None:
+              view: Task, outputs: Outputs, options: StreamOptions, header: str) -> None:
     """Run ``start(**video_options)`` (a Model's ``*_stream`` method) and render each frame."""
     from bredos_npu.tasks.events import parse_line, parse_zone
 
@@ -292,7 +295,7 @@ def _emit(out: IO[str] | None, document: dict[str, Any]) -> None:
         out.flush()  # readable while a live stream runs (tail -f)
 
 
-def _drawn(view: TaskView, result: Any, value: Any) -> Any:
+def _drawn(view: Task, result: Any, value: Any) -> Any:
     import numpy as np
     from PIL import Image
 
@@ -302,7 +305,7 @@ def _drawn(view: TaskView, result: Any, value: Any) -> Any:
     return np.asarray(picture.convert("RGB"))
 
 
-def _print_frame(result: Any, view: TaskView, value: Any, found: list[Any]) -> None:
+def _print_frame(result: Any, view: Task, value: Any, found: list[Any]) -> None:
     if result.error:
         click.echo(f"bredos-npu: error: frame {result.frame}: {result.error}", err=True)
         return

@@ -34,7 +34,7 @@ class ModelWorker:
             labels_path = Path(self._folder.name) / "labels.txt"
             labels_path.write_bytes(labels)
         self.model = load(model_path, labels=labels_path, **load_options)
-        self.many = getattr(self.model, f"{task}_many")
+        self.task = task  # any task of bredos_npu.tasks.registry
         self.options = options
         self.node = _node_name()
 
@@ -48,7 +48,8 @@ class ModelWorker:
         done: dict[int, Done] = {index: (index, None, source.error, 0.0, 0.0)
                                  for index, _, source in opened if isinstance(source, _Unreadable)}
         usable = [(index, source) for index, _, source in opened if not isinstance(source, _Unreadable)]
-        results = self.many([source for _, source in usable], **self.options) if usable else []
+        results = self.model.run_task_many(self.task, [source for _, source in usable], **self.options) \
+            if usable else []
         for (index, _), result in zip(usable, results, strict=True):
             done[index] = (index, result.value, result.error, result.preprocess_ms, result.inference_ms)
         return self.node, [done[index] for index, _, _ in batch]

@@ -28,10 +28,6 @@ from bredos_npu.outputs import atomic_open
 CACHE_ENV = "BREDOS_NPU_CACHE"
 BASE_URL_ENV = "BREDOS_NPU_MODEL_BASE_URL"
 OFFLINE_ENV = "BREDOS_NPU_OFFLINE"
-TASKS = ("classify", "detect", "segment", "pose")
-# The model each task uses when none is named.
-DEFAULT_MODELS = {"classify": "mobilenet-v2", "detect": "ssd-mobilenet-v1",
-                  "segment": "deeplabv3-mnv2-dm05", "pose": "movenet-lightning"}
 IMPORTS_FILE = "imported.json"
 LOCK_FILE = ".lock"
 LOCK_WAIT_S = 60.0  # another import or remove holds the index this long at most in practice
@@ -391,8 +387,9 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
     Safe to run from several processes at once: the index is read, changed and written under
     :func:`index_lock`, so no entry is lost and no copied file is left without one.
     """
-    if task not in TASKS:
-        raise ModelError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    from bredos_npu.tasks import registry
+
+    registry.get(task)  # an unknown task is a usage error
     if not VALID_NAME.fullmatch(name):
         raise ModelError(f"{name!r} is not a usable model name", "use letters, digits, '.', '_' and "
                          "'-', starting with a letter or digit", Reason.BAD_NAME, name=name)

@@ -31,9 +31,9 @@ def schema() -> dict[str, Any]:
 
 def default_models() -> list[str]:
     """The bundled classifier and the zoo's default model of every other task."""
-    from bredos_npu.models.zoo import DEFAULT_MODELS
+    from bredos_npu.tasks import registry
 
-    return ["mobilenet-v2", *(name for task, name in DEFAULT_MODELS.items() if task != "classify")]
+    return ["mobilenet-v2", *(task.default_model for task in registry.tasks() if task.default_model)]
 
 
 def default_images() -> list[Path]:

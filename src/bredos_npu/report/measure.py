@@ -104,14 +104,15 @@ def _parallel(model: Any, tensor: np.ndarray, plan: Plan,
 
 def _task_results(model: Any, outputs: list[list[np.ndarray]]) -> tuple[str | None, list[Any]]:
     """What each input's outputs mean for the model's task: top-1 class, or detections."""
-    from bredos_npu.runtime import heads
+    from bredos_npu.tasks import registry
     from bredos_npu.tasks.classify import to_probabilities
 
-    task = heads.guess_task(model)
+    task = registry.guess(registry.output_shapes(model))
     if task == "classify":
         return task, [int(np.argmax(to_probabilities(values[0]))) for values in outputs]
     if task == "detect":
-        found = [heads.detections(model, values, model.input_size, DETECTION_THRESHOLD, None)
+        detect = registry.get("detect")
+        found = [detect.postprocess(model, values, model.input_size, threshold=DETECTION_THRESHOLD)
                  for values in outputs]
         return task, [[[d.id, round(d.score, 4), *map(float, d.bbox)] for d in boxes] for boxes in found]
     return task, []

@@ -33,7 +33,6 @@ from bredos_npu.models.tflite_file import (
     guard_model_errors,
     read_model_bytes,
 )
-from bredos_npu.runtime import heads
 from bredos_npu.runtime.backends import (
     BACKENDS,
     FLOAT_MODEL_REASON,
@@ -43,15 +42,14 @@ from bredos_npu.runtime.backends import (
     refuse_unsafe_delegate,
     require_delegate_library,
 )
-from bredos_npu.runtime.heads import Segmentation
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
 from bredos_npu.runtime.stream import Stream
 from bredos_npu.system.cpu import CpuPlan, plan_threads
 from bredos_npu.system.root import SystemRoot
+from bredos_npu.tasks import registry
 from bredos_npu.tasks.classify import Class, is_score_vector, to_probabilities
-from bredos_npu.tasks.classify import top_k as best_classes
 from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, decode, resize_for_input
 from bredos_npu.tasks.pose import Keypoint
@@ -62,6 +60,7 @@ from bredos_npu.tasks.quant import (
     pixels_to_input,
     takes_pixels,
 )
+from bredos_npu.tasks.segment import Segmentation
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
@@ -158,8 +157,8 @@ class Model:
     ``model.workers(n)`` or ``model.clone()`` (each costs the model's memory once more).
 
     Task methods (``classify``, ``detect``, ``segment``, ``pose``) and their ``*_many`` forms
-    for folders and streams are thin: the work is in :mod:`bredos_npu.runtime.heads` and the
-    pure functions of :mod:`bredos_npu.tasks`.
+    for folders and streams are thin: each task is a module of :mod:`bredos_npu.tasks`, found
+    through :mod:`bredos_npu.tasks.registry`; :meth:`run_task` runs any of them by name.
     """
 
     def __init__(self, interpreter: Any, path: Path, runtime: Runtime, backend: BackendInfo,
@@ -332,86 +331,90 @@ class Model:
         """
         return run_pipeline(self, images, task, parallel=parallel, decoders=decoders)
 
-    # --- classification ---------------------------------------------------------------------
+    # --- tasks (see bredos_npu.tasks.registry) ------------------------------------------------
 
-    def scores(self, image: ImageSource) -> np.ndarray:
-        """Dequantized class probabilities (0..1) of a classifier for ``image``."""
-        return to_probabilities(self.run_image(image)[0][0])
+    def run_task(self, task: str, image: ImageSource, **options: Any) -> Any:
+        """The result of task ``task`` ("classify", "detect", ...) for one image.
 
-    def scores_of_tensor(self, tensor: np.ndarray) -> np.ndarray:
-        return to_probabilities(self.run(tensor)[0])
+        ``options`` are the task's own (``top_k``, ``threshold``...); the result type is the
+        task's (e.g. a list of :class:`Detection`). Raises ModelError when the model does not fit
+        the task, UsageError for an unknown task or option value.
+        """
+        chosen = registry.get(task)
+        values = chosen.bind(options)
+        chosen.check(self)
+        outputs, size = self.run_image(image)
+        return chosen.postprocess(self, outputs, size, **values)
+
+    def run_task_many(self, task: str, images: Iterable[ImageSource] | ImageSource, parallel: int = 1,
+                      decoders: int | None = None, **options: Any) -> Iterator[Result]:
+        """:meth:`run_task` over many images (see :meth:`run_many`), one Result each, in order.
+
+        The model and options are checked once, before any image is read.
+        """
+        chosen = registry.get(task)
+        values = chosen.bind(options)
+        chosen.check(self)
+        return self.run_many(images, lambda model, prepared: chosen.postprocess(
+            model, model.run(prepared.tensor), prepared.size, **values), parallel, decoders)
 
     def classify(self, image: ImageSource, top_k: int = 5) -> list[Class]:
         """The ``top_k`` most likely classes of ``image``, best first, scores in 0..1."""
-        _check_top_k(top_k)
-        self.check_classifier()
-        return best_classes(self.scores(image), top_k, self.labels)
-
-    def classify_tensor(self, tensor: np.ndarray, top_k: int = 5) -> list[Class]:
-        """Like :meth:`classify` for an input tensor made by :meth:`preprocess`."""
-        return best_classes(self.scores_of_tensor(tensor), top_k, self.labels)
+        return self.run_task("classify", image, top_k=top_k)
 
     def classify_many(self, images: Iterable[ImageSource] | ImageSource, top_k: int = 5, parallel: int = 1,
                       decoders: int | None = None) -> Iterator[Result]:
         """:meth:`classify` over many images (see :meth:`run_many`); ``Result.value`` is the list."""
-        _check_top_k(top_k)
-        self.check_classifier()
-        return self.run_many(images, lambda model, prepared: model.classify_tensor(
-            prepared.tensor, top_k), parallel, decoders)
-
-    def check_classifier(self) -> None:
-        """Raise ModelError unless this is one image in, one vector of class scores out."""
-        heads.require_single_input(self, "classify")
-        if len(self.outputs) != 1 or not is_score_vector(self.outputs[0].shape):
-            raise heads.wrong_task(self, "classify", "an image classifier with one score per class")
-
-    # --- detection, segmentation, pose --------------------------------------------------------
+        return self.run_task_many("classify", images, parallel, decoders, top_k=top_k)
 
     def detect(self, image: ImageSource, threshold: float = 0.5,
                max_results: int | None = None) -> list[Detection]:
-        """Objects found in ``image`` with score >= ``threshold``, best first, boxes in pixels."""
-        _check_threshold(threshold)
-        _check_max_results(max_results)
-        outputs, size = self.run_image(image)
-        return heads.detections(self, outputs, size, threshold, max_results)
+        """Objects in ``image`` with score >= ``threshold`` (0..1), best first, at most
+        ``max_results``; boxes in pixels of the original image (see :class:`bredos_npu.BBox`)."""
+        return self.run_task("detect", image, threshold=threshold, max_results=max_results)
 
     def detect_many(self, images: Iterable[ImageSource] | ImageSource, threshold: float = 0.5,
                     max_results: int | None = None, parallel: int = 1) -> Iterator[Result]:
-        heads.detection_outputs(self)
-        _check_threshold(threshold)
-        _check_max_results(max_results)
-        return self._head_many(images, heads.detections, parallel, threshold, max_results)
+        """:meth:`detect` over many images; ``Result.value`` is the list of detections."""
+        return self.run_task_many("detect", images, parallel, threshold=threshold,
+                                  max_results=max_results)
 
     def segment(self, image: ImageSource) -> Segmentation:
-        """Per-pixel classes of ``image`` at its own size, and the share of each class."""
-        outputs, size = self.run_image(image)
-        return heads.segmentation(self, outputs, size)
+        """Per-pixel class ids of ``image`` at its own size (HxW), and the share of each class."""
+        return self.run_task("segment", image)
 
-    def segment_many(self, images: Iterable[ImageSource] | ImageSource,
-                     parallel: int = 1) -> Iterator[Result]:
-        heads.require_segmenter(self)
-        return self._head_many(images, heads.segmentation, parallel)
+    def segment_many(self, images: Iterable[ImageSource] | ImageSource, parallel: int = 1
+                     ) -> Iterator[Result]:
+        """:meth:`segment` over many images; ``Result.value`` is the :class:`Segmentation`."""
+        return self.run_task_many("segment", images, parallel)
 
     def pose(self, image: ImageSource) -> list[Keypoint]:
-        """The 17 body keypoints of the person in ``image``, in pixels, with scores."""
-        outputs, size = self.run_image(image)
-        return heads.keypoints(self, outputs, size)
+        """The 17 body keypoints of the person in ``image``, in pixels of the image, scores 0..1."""
+        return self.run_task("pose", image)
 
     def pose_many(self, images: Iterable[ImageSource] | ImageSource, parallel: int = 1) -> Iterator[Result]:
-        heads.require_pose(self)
-        return self._head_many(images, heads.keypoints, parallel)
+        """:meth:`pose` over many images; ``Result.value`` is the list of keypoints."""
+        return self.run_task_many("pose", images, parallel)
 
-    def _head_many(self, images: Iterable[ImageSource] | ImageSource, head: Callable[..., Any], parallel: int,
-                   *options: Any) -> Iterator[Result]:
-        """``head(model, outputs, size, *options)`` over many images (see :meth:`run_many`)."""
-        return self.run_many(images, lambda model, prepared: head(
-            model, model.run(prepared.tensor), prepared.size, *options), parallel)
+    def classify_tensor(self, tensor: np.ndarray, top_k: int = 5) -> list[Class]:
+        """Like :meth:`classify` for an input tensor made by :meth:`preprocess`."""
+        classify = registry.get("classify")
+        options = classify.bind({"top_k": top_k})
+        return classify.postprocess(self, self.run(tensor), self.input_size, **options)
+
+    def check_classifier(self) -> None:
+        """Raise ModelError unless this is one image in, one vector of class scores out."""
+        registry.get("classify").check(self)
+
+    def scores(self, image: ImageSource) -> np.ndarray:
+        """Class probabilities (0..1, one per output class) of a classifier for ``image``."""
+        return to_probabilities(self.run_image(image)[0][0])
 
     # --- video: files, cameras (RTSP, HTTP, V4L2) ------------------------------------------------
 
-    def detect_stream(self, source: str | os.PathLike[str], threshold: float = 0.5,
-                      max_results: int | None = None, parallel: int = 1, **video: Any) -> Stream:
-        """:meth:`detect` on the frames of a video file, ``rtsp://``/``http(s)://`` stream or
+    def run_task_stream(self, task: str, source: str | os.PathLike[str], parallel: int = 1,
+                        video: dict[str, Any] | None = None, **options: Any) -> Stream:
+        """:meth:`run_task` on the frames of a video file, ``rtsp://``/``http(s)://`` stream or
         ``/dev/videoN`` camera; iterate the returned :class:`~bredos_npu.runtime.stream.Stream`
         for one :class:`~bredos_npu.runtime.stream.FrameResult` per kept frame.
 
@@ -419,32 +422,30 @@ class Model:
         (seconds), ``retries``, ``backoff``, ``on_event``: see
         :class:`~bredos_npu.runtime.video.VideoSource`. Needs the ``[video]`` extra.
         """
-        heads.detection_outputs(self)
-        _check_threshold(threshold)
-        return self._stream(source, heads.detections, parallel, video, threshold, max_results)
+        chosen = registry.get(task)
+        values = chosen.bind(options)
+        chosen.check(self)
+        return Stream(self, source, lambda model, prepared: chosen.postprocess(
+            model, model.run(prepared.tensor), prepared.size, **values), parallel, **(video or {}))
+
+    def detect_stream(self, source: str | os.PathLike[str], threshold: float = 0.5,
+                      max_results: int | None = None, parallel: int = 1, **video: Any) -> Stream:
+        """:meth:`detect` on the frames of a video source (see :meth:`run_task_stream`)."""
+        return self.run_task_stream("detect", source, parallel, video, threshold=threshold,
+                                    max_results=max_results)
 
     def classify_stream(self, source: str | os.PathLike[str], top_k: int = 5, parallel: int = 1,
                         **video: Any) -> Stream:
-        """:meth:`classify` on the frames of a video source (see :meth:`detect_stream`)."""
-        _check_top_k(top_k)
-        self.check_classifier()
-        return Stream(self, source, lambda model, prepared: model.classify_tensor(
-            prepared.tensor, top_k), parallel, **video)
+        """:meth:`classify` on the frames of a video source (see :meth:`run_task_stream`)."""
+        return self.run_task_stream("classify", source, parallel, video, top_k=top_k)
 
     def segment_stream(self, source: str | os.PathLike[str], parallel: int = 1, **video: Any) -> Stream:
-        """:meth:`segment` on the frames of a video source (see :meth:`detect_stream`)."""
-        heads.require_segmenter(self)
-        return self._stream(source, heads.segmentation, parallel, video)
+        """:meth:`segment` on the frames of a video source (see :meth:`run_task_stream`)."""
+        return self.run_task_stream("segment", source, parallel, video)
 
     def pose_stream(self, source: str | os.PathLike[str], parallel: int = 1, **video: Any) -> Stream:
-        """:meth:`pose` on the frames of a video source (see :meth:`detect_stream`)."""
-        heads.require_pose(self)
-        return self._stream(source, heads.keypoints, parallel, video)
-
-    def _stream(self, source: str | os.PathLike[str], head: Callable[..., Any], parallel: int,
-                video: dict[str, Any], *options: Any) -> Stream:
-        return Stream(self, source, lambda model, prepared: head(
-            model, model.run(prepared.tensor), prepared.size, *options), parallel, **video)
+        """:meth:`pose` on the frames of a video source (see :meth:`run_task_stream`)."""
+        return self.run_task_stream("pose", source, parallel, video)
 
 
 @guard_model_errors
@@ -581,24 +582,6 @@ def _classifier_classes(interpreter: Any) -> int | None:
     outputs = interpreter.get_output_details()
     shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
     return int(np.prod(shape)) if shape and is_score_vector(tuple(shape)) else None
-
-
-def _check_top_k(top_k: int) -> None:
-    if top_k < 1:
-        raise UsageError(f"top_k must be 1 or more, not {top_k}.", reason=Reason.BAD_VALUE,
-                         option="top_k", value=top_k)
-
-
-def _check_max_results(max_results: int | None) -> None:
-    if max_results is not None and (isinstance(max_results, bool) or max_results < 1):
-        raise UsageError(f"max_results must be 1 or more (or None for all), not {max_results}.",
-                         reason=Reason.BAD_VALUE, option="max_results", value=max_results)
-
-
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 <= threshold <= 1.0:  # also false for NaN
-        raise UsageError(f"threshold must be between 0 and 1, not {threshold}.", reason=Reason.BAD_VALUE,
-                         option="threshold", value=threshold)
 
 
 def _segmentation_classes(interpreter: Any) -> int | None:

@@ -43,10 +43,11 @@ class ModelSpec(NamedTuple):
 
 def default_specs() -> list[ModelSpec]:
     """The zoo's default detector and the bundled classifier."""
-    from bredos_npu.models.zoo import DEFAULT_MODELS
+    from bredos_npu.tasks import registry
 
-    detector = DEFAULT_MODELS["detect"]
-    return [ModelSpec(detector, "detect", detector), ModelSpec(None, "classify", DEFAULT_MODELS["classify"])]
+    detector = registry.get("detect").default_model
+    # the bundled classifier is the zoo's mobilenet-v2
+    return [ModelSpec(detector, "detect", detector), ModelSpec(None, "classify", "mobilenet-v2")]
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,22 @@
 
 The documents are the per-image documents of the CLI's ``--json`` (without the file name), so a
 script can switch between ``bredos-npu detect --json`` and ``POST /v1/detect`` without changes.
-This module is the one place to move to the task registry when it exists.
+The tasks themselves come from :mod:`bredos_npu.tasks.registry`.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from bredos_npu.errors import Reason, UsageError
-from bredos_npu.runtime import heads
 from bredos_npu.runtime.model import Model
-from bredos_npu.tasks.classify import to_probabilities
-from bredos_npu.tasks.classify import top_k as best_classes
+from bredos_npu.tasks import registry
 
-TASKS = ("classify", "detect", "segment", "pose")
+TASKS = registry.names()
 
 
 class Options(NamedTuple):
@@ -34,40 +31,25 @@ class Options(NamedTuple):
 
 def check(task: str, model: Model) -> None:
     """Raise ModelError with one sentence unless ``model`` fits ``task``."""
-    checks: dict[str, Callable[[Model], Any]] = {
-        "classify": lambda m: m.check_classifier(),
-        "detect": heads.detection_outputs,
-        "segment": heads.require_segmenter,
-        "pose": heads.require_pose,
-    }
-    checks[task](model)
+    registry.get(task).check(model)
 
 
 def guess(model: Model) -> str | None:
     """The task a model's outputs look made for, or None."""
-    return heads.guess_task(model)
+    return registry.guess(registry.output_shapes(model))
 
 
 def postprocess(task: str, model: Model, outputs: list[np.ndarray], size: tuple[int, int],
                 options: Options) -> Any:
     """The task's result for dequantized ``outputs`` of an image of ``size`` (width, height)."""
-    if task == "classify":
-        return best_classes(to_probabilities(outputs[0]), options.top_k, model.labels)
-    if task == "detect":
-        return heads.detections(model, outputs, size, options.threshold, options.max_results)
-    if task == "segment":
-        return heads.segmentation(model, outputs, size)
-    return heads.keypoints(model, outputs, size)
+    chosen = registry.get(task)
+    values = {option.name: getattr(options, option.name) for option in chosen.options}
+    return chosen.postprocess(model, outputs, size, **values)
 
 
 def document(task: str, value: Any, options: Options) -> dict[str, Any]:
     """The CLI's ``--json`` document for one result (plus a mask picture when asked)."""
-    from bredos_npu.cli.classify import _document as classes_document
-    from bredos_npu.cli.vision import _views
-
-    if task == "classify":
-        return classes_document(value)
-    found = _views()[task].document(value)
+    found = registry.get(task).document(value)
     if task == "segment" and options.mask:
         found["mask"] = mask_png(value.classes)
     return found

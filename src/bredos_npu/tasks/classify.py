@@ -6,9 +6,16 @@ Like pycoral's ``adapters.classify``, but over dequantized numpy scores.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from bredos_npu.tasks.registry import OutputShape, Task, TaskOption, require_single_input, wrong_task
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from bredos_npu.runtime.model import Model
 
 
 class Class(NamedTuple):
@@ -49,3 +56,73 @@ def top_k(probabilities: np.ndarray, k: int, labels: Sequence[str] | None = None
         Class(int(i), labels[i] if labels is not None else str(int(i)), float(probabilities[i]))
         for i in order
     ]
+
+
+best_classes = top_k  # the option of the same name shadows the function in postprocess
+
+
+# --- the classify task ----------------------------------------------------------------------
+
+def check(model: Model) -> None:
+    """Raise ModelError unless the model is one image in, one vector of class scores out."""
+    require_single_input(model, "classify")
+    if len(model.outputs) != 1 or not is_score_vector(model.outputs[0].shape):
+        raise wrong_task(model, "classify", "an image classifier with one score per class")
+
+
+def fits(outputs: Sequence[OutputShape]) -> bool:
+    return len(outputs) == 1 and is_score_vector(outputs[0].shape)
+
+
+def postprocess(model: Model, outputs: list[np.ndarray], size: tuple[int, int], top_k: int = 5
+                ) -> list[Class]:
+    """The ``top_k`` most likely classes, best first, scores as probabilities in 0..1."""
+    return best_classes(to_probabilities(outputs[0]), top_k, model.labels)
+
+
+def document(classes: list[Class]) -> dict[str, Any]:
+    return {"classes": [{"index": c.index, "label": c.label, "score": round(c.score, 6)}
+                        for c in classes]}
+
+
+def csv_rows(classes: list[Class]) -> list[dict[str, Any]]:
+    return [{"rank": rank, "index": c.index, "label": c.label, "score": round(c.score, 6)}
+            for rank, c in enumerate(classes, 1)]
+
+
+def text(classes: list[Class]) -> str:
+    from bredos_npu.cli.terminal import for_terminal
+
+    labels = [for_terminal(c.label) for c in classes]
+    width = max((len(label) for label in labels), default=0)
+    return "\n".join(f"  {rank}. {label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
+                     for rank, (label, c) in enumerate(zip(labels, classes, strict=True), 1))
+
+
+def draw(picture: Image.Image, classes: list[Class]) -> Image.Image:
+    """A copy of the picture with the best class and its score in the top-left corner."""
+    from PIL import ImageDraw
+
+    from bredos_npu.tasks.draw import _font
+
+    picture = picture.convert("RGB")
+    if classes:
+        size = max(12, round(min(picture.size) / 20))
+        ImageDraw.Draw(picture).text((size // 2, size // 2), f"{classes[0].label} {classes[0].score:.0%}",
+                                     fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0),
+                                     font=_font(size))
+    return picture
+
+
+TASK = Task(
+    name="classify",
+    summary="Classify IMAGES and folders of images (default: a bundled sample photo).",
+    description="Without --model it uses a bundled MobileNet V2 (uint8, ImageNet). Preprocessing "
+                "follows the model: EXIF orientation, RGB, resize to the input size, the input "
+                "tensor's quantization. Broken images are reported and skipped; the exit status "
+                "says whether any failed.",
+    check=check, fits=fits, postprocess=postprocess, result=list[Class], document=document,
+    csv_fields=("rank", "index", "label", "score"), csv_rows=csv_rows, text=text, draw=draw,
+    options=(TaskOption("top_k", ("-k", "--top-k"), int, 5, "How many classes to show.", minimum=1),),
+    verb="classified", sample_input=True,
+)

@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from bredos_npu.tasks.registry import (
+    OutputShape,
+    Task,
+    TaskOption,
+    output_shapes,
+    require_single_input,
+    wrong_task,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from bredos_npu.runtime.model import Model
 
 UNKNOWN_LABELS = frozenset({"???", "n/a", ""})
 
 
 class BBox(NamedTuple):
-    """A box in pixels of the original image: left/top inclusive, right/bottom exclusive."""
+    """A box in pixels of the original image, origin at its top-left corner, x to the right and
+    y down: left/top inclusive, right/bottom exclusive (floats: boxes are not rounded)."""
 
     xmin: float
     ymin: float
@@ -33,7 +48,8 @@ class BBox(NamedTuple):
 
 
 class Detection(NamedTuple):
-    """One detected object: class id (0-based index into the label file), label, score 0..1, box."""
+    """One detected object: class id (0-based index into the label file), label, score 0..1, and
+    its :class:`BBox` in pixels of the original image."""
 
     id: int
     label: str
@@ -48,11 +64,6 @@ class DetectionOutputs(NamedTuple):
     classes: int
     scores: int
     count: int
-
-
-class OutputShape(NamedTuple):
-    name: str
-    shape: tuple[int, ...]
 
 
 def identify_outputs(outputs: Sequence[OutputShape], values: Sequence[np.ndarray] | None = None
@@ -114,3 +125,80 @@ def to_detections(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, co
                                     float(xmax * width), float(ymax * height))))
     found.sort(key=lambda d: -d.score)
     return found[:max_results] if max_results is not None else found
+
+
+# --- the detect task ------------------------------------------------------------------------
+
+def detection_outputs(model: Model, values: list[np.ndarray] | None = None) -> DetectionOutputs:
+    """Which output is which; ModelError when the model is not an SSD-style detector."""
+    require_single_input(model, "detect")
+    found = identify_outputs(output_shapes(model), values)
+    if found is None:
+        raise wrong_task(model, "detect", "an SSD-style detector with TFLite_Detection_PostProcess")
+    return found
+
+
+def check(model: Model) -> None:
+    detection_outputs(model)
+
+
+def fits(outputs: Sequence[OutputShape]) -> bool:
+    return identify_outputs(outputs) is not None
+
+
+def postprocess(model: Model, outputs: list[np.ndarray], size: tuple[int, int], threshold: float = 0.5,
+                max_results: int | None = None) -> list[Detection]:
+    """Detections with score >= ``threshold``, best first, boxes in pixels of the original image."""
+    which = detection_outputs(model, outputs)
+    return to_detections(outputs[which.boxes], outputs[which.classes], outputs[which.scores],
+                         float(outputs[which.count].reshape(-1)[0]), size, model.label_map,
+                         threshold, max_results)
+
+
+def _box(d: Detection) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in d.bbox._asdict().items()}
+
+
+def document(found: list[Detection]) -> dict[str, Any]:
+    return {"detections": [{"id": d.id, "label": d.label, "score": round(d.score, 6), "box": _box(d)}
+                           for d in found]}
+
+
+def csv_rows(found: list[Detection]) -> list[dict[str, Any]]:
+    return [{"id": d.id, "label": d.label, "score": round(d.score, 6), **_box(d)}
+            for d in found] or [{}]  # a row even without detections
+
+
+def text(found: list[Detection]) -> str:
+    if not found:
+        return "  nothing above the threshold"
+    from bredos_npu.cli.terminal import for_terminal
+
+    labels = [for_terminal(d.label) for d in found]
+    width = max(len(label) for label in labels)
+    return "\n".join(f"  {label:<{width}}  {d.score * 100:5.1f}%  box x {d.bbox.xmin:.0f}-{d.bbox.xmax:.0f}"
+                     f", y {d.bbox.ymin:.0f}-{d.bbox.ymax:.0f}"
+                     for label, d in zip(labels, found, strict=True))
+
+
+def draw(picture: Image.Image, found: list[Detection]) -> Image.Image:
+    from bredos_npu.tasks.draw import draw_detections
+
+    return draw_detections(picture, found)
+
+
+TASK = Task(
+    name="detect",
+    summary="Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).",
+    description="Boxes are in pixels of the original image; labels come from --labels or the model. "
+                "On a video, --track/--zone/--line/--events/--mqtt turn detections into tracks and "
+                "events.",
+    check=check, fits=fits, postprocess=postprocess, result=list[Detection], document=document,
+    csv_fields=("id", "label", "score", "xmin", "ymin", "xmax", "ymax"), csv_rows=csv_rows, text=text,
+    draw=draw, default_model="ssd-mobilenet-v1", trackable=True,
+    options=(
+        TaskOption("threshold", ("--threshold",), float, 0.5, "Minimum score of a detection.",
+                   minimum=0.0, maximum=1.0),
+        TaskOption("max_results", ("--max",), int, None, "At most N detections per image.", minimum=1),
+    ),
+)

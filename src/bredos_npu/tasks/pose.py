@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from bredos_npu.tasks.registry import OutputShape, Task, require_single_input, wrong_task
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from bredos_npu.runtime.model import Model
 
 KEYPOINTS = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -25,7 +32,8 @@ MIN_KEYPOINT_SCORE = 0.3
 
 
 class Keypoint(NamedTuple):
-    """A body keypoint in pixels of the original image, with its confidence 0..1."""
+    """A body keypoint: ``x``/``y`` in pixels of the original image (origin at the top-left, y
+    down) and its confidence ``score`` in 0..1. ``name`` is one of :data:`KEYPOINTS`."""
 
     name: str
     x: float
@@ -48,3 +56,51 @@ def person_found(points: Sequence[Keypoint], min_score: float = MIN_KEYPOINT_SCO
     ``min_score``. MoveNet always returns 17 points; on an image without a person they are noise
     with low scores (on a cat photo: one point at 0.3, the rest 0.06-0.25)."""
     return any(points[a].score >= min_score and points[b].score >= min_score for a, b in SKELETON)
+
+
+# --- the pose task --------------------------------------------------------------------------
+
+def fits(outputs: Sequence[OutputShape]) -> bool:
+    return len(outputs) == 1 and int(np.prod(outputs[0].shape)) == len(KEYPOINTS) * 3
+
+
+def check(model: Model) -> None:
+    """Raise ModelError unless the model gives MoveNet's 17 keypoints."""
+    require_single_input(model, "pose")
+    if not fits([OutputShape("", o.shape) for o in model.outputs]):
+        raise wrong_task(model, "pose", "a single-pose model with MoveNet's 1x1x17x3 keypoints")
+
+
+def postprocess(model: Model, outputs: list[np.ndarray], size: tuple[int, int]) -> list[Keypoint]:
+    """The 17 keypoints in pixels of the original image of ``size`` (width, height)."""
+    return to_keypoints(outputs[0], size)
+
+
+def document(points: list[Keypoint]) -> dict[str, Any]:
+    return {"keypoints": [{"name": p.name, "x": round(p.x, 1), "y": round(p.y, 1),
+                           "score": round(p.score, 4)} for p in points]}
+
+
+def csv_rows(points: list[Keypoint]) -> list[dict[str, Any]]:
+    return [{"name": p.name, "x": round(p.x, 1), "y": round(p.y, 1), "score": round(p.score, 4)}
+            for p in points]
+
+
+def text(points: list[Keypoint]) -> str:
+    return "\n".join(f"  {p.name:<15} x {p.x:6.1f}  y {p.y:6.1f}  score {p.score:.2f}" for p in points)
+
+
+def draw(picture: Image.Image, points: list[Keypoint]) -> Image.Image:
+    from bredos_npu.tasks.draw import draw_pose
+
+    return draw_pose(picture, points)
+
+
+TASK = Task(
+    name="pose",
+    summary="Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).",
+    description="--output draws the skeleton on the image.",
+    check=check, fits=fits, postprocess=postprocess, result=list[Keypoint], document=document,
+    csv_fields=("name", "x", "y", "score"), csv_rows=csv_rows, text=text, draw=draw,
+    default_model="movenet-lightning", uses_labels=False,
+)
