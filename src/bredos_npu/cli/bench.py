@@ -61,17 +61,19 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
         from bredos_npu.plotting import check_plot_path
 
         check_plot_path(plot, force)
+    from bredos_npu.cli.progress import model_file
+
+    path = model_file(model)  # a zoo name is fetched once, here; the rest reads the file
     results = []
     total = len(names) * runs * (1 + (parallel if parallel > 1 else 0))
     with progress_bar(total, "inf", enabled=not as_json) as bar:
         for name in names:
             bar.set_description(name)
-            results.append(benchmark(model, name, runs, warmup, threads, delegate, image, parallel,
+            results.append(benchmark(path, name, runs, warmup, threads, delegate, image, parallel,
                                      bar.update))
-    from bredos_npu.models.bundled import default_model
     from bredos_npu.models.inspection.analysis import inspect_model
 
-    prediction = inspect_model(model or default_model()).summary
+    prediction = inspect_model(path).summary
     rows = render.bench_rows(results)
     if csv_path:
         with atomic_open(csv_path, replace=force) as out:

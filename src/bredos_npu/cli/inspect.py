@@ -31,15 +31,9 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
 
     if plot:
         check_plot_path(plot, force)
-    from bredos_npu.cli.progress import DownloadBar
-    from bredos_npu.models.zoo import resolve
+    from bredos_npu.cli.progress import model_file
 
-    bar = DownloadBar(model)
-    try:
-        path = resolve(model, bar, with_labels=False).path  # a zoo name downloads visibly
-    finally:
-        bar.close()
-    inspection = inspect_model(path)
+    inspection = inspect_model(model_file(model))  # a zoo name downloads visibly, once
     check = None
     if runtime:
         from bredos_npu.runtime.verify import verify_on_npu

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -34,3 +35,18 @@ class DownloadBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def model_file(spec: str | None) -> Path:
+    """The file of MODEL as the commands take it: a path, or a zoo name fetched into the cache with
+    a visible download (the bundled MobileNet V2 when None). The one place a command resolves it."""
+    from bredos_npu.models.bundled import default_model
+    from bredos_npu.models.zoo import resolve
+
+    if spec is None:
+        return default_model()
+    bar = DownloadBar(spec)
+    try:
+        return resolve(spec, bar, with_labels=False).path
+    finally:
+        bar.close()

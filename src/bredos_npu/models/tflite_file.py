@@ -37,21 +37,29 @@ def guard_model_errors(function: Loader) -> Loader:
         except BredosNpuError:
             raise
         except Exception as error:  # see the docstring: whatever a damaged file makes them raise
-            name = shown(path) if path is not None else "the bundled model"
+            given_bytes = isinstance(path, bytes | bytearray | memoryview)
+            if given_bytes:
+                name = "the model bytes"
+            else:
+                name = shown(path) if path is not None else "the bundled model"
             raise ModelError(f"Cannot read {name} ({type(error).__name__}: "
                              f"{first_line(str(error))}); it is probably damaged",
                              "download or export it again", Reason.MODEL_CORRUPT,
-                             path=path) from error
+                             path=None if given_bytes else path) from error
     return guarded  # type: ignore[return-value]
 
 
 def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes after checking it is a regular file that carries the TFLite identifier."""
-    content = read_regular(path, MODEL)
+    return check_model_content(read_regular(path, MODEL), path)
+
+
+def check_model_content(content: bytes, source: str | os.PathLike[str]) -> bytes:
+    """``content`` when it is a complete TFLite flatbuffer; ModelError about ``source`` if not."""
     if content[4:8] != FILE_IDENTIFIER:
-        raise ModelError(f"{shown(path)} is not a TensorFlow Lite model (no 'TFL3' identifier)",
-                         "pass a .tflite file", Reason.NOT_TFLITE, path=path)
-    check_complete(content, path)
+        raise ModelError(f"{shown(source)} is not a TensorFlow Lite model (no 'TFL3' identifier)",
+                         "pass a .tflite file", Reason.NOT_TFLITE, path=source)
+    check_complete(content, source)
     return content
 
 

@@ -12,8 +12,9 @@ from bredos_npu.models.inspection import rules
 from bredos_npu.models.inspection.graph import Graph, TensorInfo, parse
 from bredos_npu.models.inspection.macs import op_macs
 from bredos_npu.models.inspection.partition import HandOver, Subset, hand_overs, partition
-from bredos_npu.models.tflite_file import guard_model_errors, read_model_bytes
-from bredos_npu.models.zoo import resolve
+from bredos_npu.models.tflite_file import check_model_content, guard_model_errors, read_model_bytes
+
+MODEL_BYTES = "the model bytes"  # how messages name a model given as bytes
 
 # Custom operators that TFLite's standard op resolver provides.
 KNOWN_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
@@ -40,14 +41,21 @@ class OpReport:
 
 @dataclass(frozen=True)
 class Inspection:
-    """The static analysis of one model; see :func:`inspect_model`."""
+    """The static analysis of one model; see :func:`inspect_model`.
 
-    path: Path
+    ``path``: the file inspected (None when it was given as bytes). ``ops``: every operator of the
+    main subgraph in execution order. ``subsets``: the graph split as TFLite's partitioner would
+    split it (delegated subsets are the NPU partitions). ``hand_overs``: the tensors copied between
+    CPU and NPU at each partition's edges. ``advice``: sentences for people. ``seconds``: how long
+    the analysis took (wall clock, seconds; not part of equality).
+    """
+
+    path: Path | None
     ops: list[OpReport]
     subsets: list[Subset]
     hand_overs: list[HandOver]
     advice: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)
 
     @property
     def npu_ops(self) -> list[OpReport]:
@@ -88,14 +96,20 @@ class Inspection:
 
 
 @guard_model_errors
-def inspect_model(path: str | os.PathLike[str]) -> Inspection:
+def inspect_model(model: str | os.PathLike[str] | bytes) -> Inspection:
     """Predict, from the file alone, which ops Mesa Teflon would run on the RK3588 NPU.
 
-    ``path``: a .tflite file, or a zoo name (fetched into the cache when needed).
+    ``model``: the path of a .tflite file, or its content as bytes. Pure: nothing is downloaded
+    and zoo names are not looked up (``bredos_npu.models.zoo.resolve(name).path`` gives a zoo
+    model's file). Raises ModelError for a missing, non-TFLite or damaged model.
     """
     started = time.perf_counter()
-    path = resolve(path, with_labels=False).path
-    graph = parse(read_model_bytes(path), path)
+    if isinstance(model, bytes | bytearray | memoryview):
+        path, content = None, check_model_content(bytes(model), MODEL_BYTES)
+    else:
+        path = Path(model)
+        content = read_model_bytes(path)
+    graph = parse(content, path or MODEL_BYTES)
     verdicts = [rules.judge(op, graph) for op in graph.ops]
     claimed = {i for i, v in enumerate(verdicts) if v.target == rules.NPU}
     subsets = partition(graph, claimed)

@@ -1,7 +1,8 @@
 """Reading a .tflite flatbuffer into plain records, without an interpreter.
 
-Uses the schema module generated from TFLite's ``schema.fbs`` that ai-edge-litert ships
-(``schema_py_generated``); TensorFlow's copy is used when that is what is installed.
+Uses a Python module generated from TFLite's ``schema.fbs``: ai-edge-litert's
+(``schema_py_generated``), else TensorFlow's copy, else the pure-Python ``tflite`` package (a
+dependency), so reading models never depends on which TFLite runtime runs them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any, NamedTuple
 
 from bredos_npu.errors import BredosNpuError, ModelError, Reason, RuntimeMissingError
 
-SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
+# The runtimes' own copies first (the newest schema: op names the ``tflite`` package may lack).
+SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated",
+                  "tflite")
 
 # Option tables we read, and the fields of interest in each (schema accessor names).
 OPTION_FIELDS = ("StrideW", "StrideH", "DilationWFactor", "DilationHFactor", "Padding",
@@ -35,14 +38,15 @@ DTYPE_SIZES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "
 
 @cache
 def schema() -> Any:
+    """The generated TFLite schema module (see the module docstring for where it comes from)."""
     for name in SCHEMA_MODULES:
         try:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise RuntimeMissingError("Reading .tflite files needs the TFLite schema",
-                              "run `pip install ai-edge-litert`", Reason.MISSING_PACKAGE,
-                              package="ai-edge-litert")
+    raise RuntimeMissingError("Reading .tflite files needs the TFLite schema, and no module "
+                              "providing it is installed", "run `pip install tflite`",
+                              Reason.MISSING_PACKAGE, package="tflite")
 
 
 def _enum_names(enum_class: Any) -> dict[int, str]:
