@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from bredos_npu.models.inspection.analysis import Inspection
     from bredos_npu.models.inspection.analysis import inspect_model as inspect
     from bredos_npu.models.quantize.pipeline import quantize
+    from bredos_npu.runtime.backends import BackendPlan
     from bredos_npu.runtime.model import Model, load
     from bredos_npu.tasks.classify import Class
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BackendPlan": ("bredos_npu.runtime.backends", "BackendPlan"),
     "Class": ("bredos_npu.tasks.classify", "Class"),
     "Inspection": ("bredos_npu.models.inspection.analysis", "Inspection"),
     "Model": ("bredos_npu.runtime.model", "Model"),
@@ -50,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BackendError",
+    "BackendPlan",
     "BredosNpuError",
     "Class",
     "ImageError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import NamedTuple
 
 from bredos_npu.errors import LabelsError, Reason
 from bredos_npu.inputs import LABELS, read_regular, shown
@@ -96,3 +97,36 @@ def first_label_map(files: dict[str, bytes]) -> dict[int, str] | None:
             except UnicodeDecodeError:
                 continue
     return None
+
+
+class LabelSet(NamedTuple):
+    """A model's class names. ``names``: one per output class of a classifier (index i names
+    output i), else None. ``by_id``: class id → label for every task (detection and segmentation
+    ids are looked up in it), or None when there are no labels."""
+
+    names: list[str] | None
+    by_id: dict[int, str] | None
+
+
+def choose_labels(label_file: str | os.PathLike[str] | None, embedded: dict[str, bytes],
+                  classes: int | None = None, map_classes: int | None = None) -> LabelSet:
+    """The labels for a model, from ``label_file`` when given, else from the model's own files.
+
+    embedded: the files packed in the model (name → bytes). classes: the number of classes of a
+    classifier's score vector (None: not a classifier). map_classes: the classes of a per-pixel
+    map (segmentation). A classifier's or segmenter's labels must fit its output (with the
+    "background" offset of :func:`fit_labels`); a detector's file is checked against the model's
+    own label file (:func:`check_against`), since its outputs do not say how many classes exist.
+    """
+    if label_file is not None:
+        label_map = read_label_file(label_file)
+        if classes or map_classes:
+            names = fit_labels(label_map, classes or map_classes or 0, str(label_file))
+            return LabelSet(names if classes else None, dict(enumerate(names)))
+        check_against(label_map, first_label_map(embedded), str(label_file))
+        return LabelSet(None, label_map)
+    if classes:
+        names = labels_from_model(embedded, classes)
+        if names:
+            return LabelSet(names, dict(enumerate(names)))
+    return LabelSet(None, first_label_map(embedded))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -9,6 +10,7 @@ from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, Reason
 from bredos_npu.runtime.litert import Runtime
 from bredos_npu.system import soc
+from bredos_npu.system.cpu import CpuPlan
 from bredos_npu.system.device import ACCEL_NODE, accel_nodes
 from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadable, find_teflon
 from bredos_npu.system.root import SystemRoot
@@ -18,6 +20,72 @@ FLOAT_MODEL_REASON = (
     "the model is float (not quantized): Teflon is meant for quantized uint8 models and its "
     "rocket driver does not reject float convolutions, so running them on the NPU is unsafe"
 )
+
+
+def check_backend_name(backend: str) -> None:
+    """BackendError (UNKNOWN_BACKEND) unless ``backend`` is one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise BackendError(f"Unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}",
+                           Reason.UNKNOWN_BACKEND, backend=backend)
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """Where a model will run and why: the one decision :func:`bredos_npu.load` makes before it
+    builds the interpreter.
+
+    backend: "npu" or "cpu". requested: what was asked ("auto", "npu" or "cpu"). cpu: the
+    XNNPACK threads and the CPU numbers they are pinned to (the CPU runs what the NPU does not
+    take). reason: why the NPU is not used, as the BackendError that ``backend="npu"`` would have
+    raised (None when the NPU is used or "cpu" was asked). hazards: what inspect predicts may
+    differ from the CPU on the NPU ("op 3: ..."), NPU only. delegate_library: the external
+    delegate library to load, NPU only.
+    """
+
+    backend: str
+    requested: str
+    cpu: CpuPlan
+    reason: BackendError | None = None
+    hazards: tuple[str, ...] = ()
+    delegate_library: str | None = None
+
+    def fall_back(self, why: BackendError) -> BackendPlan:
+        """This plan moved to the CPU because of ``why``; raises ``why`` when "npu" was asked."""
+        if self.requested == "npu":
+            raise why
+        return replace(self, backend="cpu", reason=why, hazards=(), delegate_library=None)
+
+
+def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path: Path,
+                 model_digest: str, float_model: bool, delegate: str | None = None) -> BackendPlan:
+    """Decide where the model at ``model_path`` runs, without loading a delegate in this process.
+
+    requested: "auto", "npu" or "cpu". model_digest: the model's sha256 (keys the delegate probe's
+    cache). float_model: the model computes in float (Teflon must not take it). delegate: the
+    library the caller named (default: $BREDOS_NPU_DELEGATE, then Teflon's usual places).
+    Under "npu" any reason not to use the NPU is raised as BackendError; under "auto" it becomes
+    the plan's ``reason`` and the plan says "cpu".
+    """
+    check_backend_name(requested)
+    on_cpu = BackendPlan("cpu", requested, cpu)
+    if requested == "cpu":
+        return on_cpu
+    try:
+        if float_model:
+            raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}", "run it on the CPU",
+                               Reason.FLOAT_MODEL, path=model_path)
+        readiness = plan_npu(system, delegate)
+        if readiness.reason:
+            raise readiness.reason
+        library = str(readiness.library.path)
+        hazards = npu_hazards(model_path, requested)
+        require_delegate_library(library)
+        # In a child process first: a delegate that crashes on this graph must not take this
+        # process down with it.
+        refuse_unsafe_delegate(library, model_path, model_digest)
+    except BackendError as why:
+        return on_cpu.fall_back(why)
+    return BackendPlan("npu", requested, cpu, None, tuple(hazards), library)
 
 
 def npu_hazards(model_path: Path, backend: str) -> list[str]:

@@ -7,49 +7,45 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, ModelError, Reason, UsageError
 from bredos_npu.models import bundled, zoo
 from bredos_npu.models.integrity import Progress
-from bredos_npu.models.labels import (
-    check_against,
-    first_label_map,
-    fit_labels,
-    labels_from_model,
-    read_label_file,
-)
+from bredos_npu.models.labels import LabelSet, choose_labels
 from bredos_npu.models.metadata import input_normalization
 from bredos_npu.models.tflite_file import (
     embedded_files,
-    explain_load_failure,
     first_line,
     guard_model_errors,
     read_model_bytes,
 )
 from bredos_npu.runtime.backends import (
-    BACKENDS,
-    FLOAT_MODEL_REASON,
+    BackendPlan,
+    check_backend_name,
     load_external_delegate,
-    npu_hazards,
-    plan_npu,
-    refuse_unsafe_delegate,
-    require_delegate_library,
+    plan_backend,
+)
+from bredos_npu.runtime.interpreter import (
+    allocate,
+    build_interpreter,
+    classifier_classes,
+    is_float_model,
+    segmentation_classes,
+    takes_float_input,
 )
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
 from bredos_npu.runtime.stream import Stream
-from bredos_npu.system.cpu import CpuPlan, plan_threads
+from bredos_npu.system.cpu import CpuPlan, pinned, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks import registry
-from bredos_npu.tasks.classify import Class, is_score_vector, to_probabilities
+from bredos_npu.tasks.classify import Class, to_probabilities
 from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, decode, resize_for_input
 from bredos_npu.tasks.pose import Keypoint
@@ -62,18 +58,17 @@ from bredos_npu.tasks.quant import (
 )
 from bredos_npu.tasks.segment import Segmentation
 
-COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """Where a model runs and why.
+    """Where a model runs and why: its :class:`~bredos_npu.runtime.backends.BackendPlan` as built.
 
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
     external delegate library in use (npu only). threads/cpus: XNNPACK threads and the cores they
     are pinned to (empty: not pinned). fallback: why "auto" does not use the NPU, as the
     BackendError that ``backend="npu"`` would have raised (its ``reason`` says which case), also
     when it left the NPU while running (the delegate failed at inference; see :meth:`Model.invoke`).
+    nodes: where the model's operators run, counted after the interpreter was built.
     npu_node_indices: the model's operator indices that the NPU delegate took. hazards: what
     inspect predicts may differ from the CPU on the NPU ("op 3: ..."), when the NPU is used.
     """
@@ -88,20 +83,46 @@ class BackendInfo:
     npu_node_indices: tuple[int, ...] = ()
     hazards: tuple[str, ...] = ()
 
+    @classmethod
+    def from_plan(cls, plan: BackendPlan, nodes: NodeSummary,
+                  npu_node_indices: tuple[int, ...] = ()) -> BackendInfo:
+        """The plan as it was carried out: ``nodes`` counted on the built interpreter."""
+        return cls(plan.backend, plan.requested, plan.delegate_library, plan.cpu.threads,
+                   plan.cpu.cpus, plan.reason, nodes, npu_node_indices, plan.hazards)
+
     @property
     def fallback_reason(self) -> str | None:
         """The fallback as one sentence (without its final full stop), or None."""
         return self.fallback.fact if self.fallback else None
 
 
-class Timings(NamedTuple):
-    """Milliseconds spent on one call: preprocessing (decode, resize, quantize) and invoke."""
+@dataclass(frozen=True)
+class LoadRequest:
+    """What :func:`load` was asked, with the model resolved to a file: a clone asks it again.
 
-    preprocess_ms: float
-    inference_ms: float
+    path: the model file. labels: the label file (the caller's, else the zoo's; None: the ones
+    the model carries). mean/std: the input normalisation (the model's own when it has one).
+    The other fields are :func:`load`'s arguments of the same names.
+    """
+
+    path: Path
+    backend: str = "auto"
+    labels: str | os.PathLike[str] | None = None
+    delegate: str | None = None
+    threads: int | None = None
+    root: str | os.PathLike[str] | None = None
+    mean: float | None = None
+    std: float | None = None
+    debug: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """:func:`load`'s keyword arguments for this request (all but the path)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
 
 
 class TensorSpec(NamedTuple):
+    """An input or output tensor: its index in the interpreter, shape, type and quantization."""
+
     index: int
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -112,32 +133,6 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     scale, zero_point = detail["quantization"]
     return TensorSpec(detail["index"], tuple(int(d) for d in detail["shape"]),
                       np.dtype(detail["dtype"]), Quantization(float(scale), int(zero_point)))
-
-
-def is_float_model(ops: list[dict[str, Any]], input_dtype: np.dtype) -> bool:
-    """True when the model computes in float: its convolutions/FC take float activations."""
-    compute = [op for op in ops if op["op_name"] in COMPUTE_OPS]
-    if compute:
-        return any(np.dtype(op["operand_types"][0]).kind == "f" for op in compute)
-    return input_dtype.kind == "f"
-
-
-@contextmanager
-def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
-    """Run the block on ``cpus``; threads started inside inherit them. No-op when empty."""
-    if not cpus:
-        yield
-        return
-    try:
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, cpus)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 class Prepared(NamedTuple):
@@ -161,31 +156,30 @@ class Model:
     through :mod:`bredos_npu.tasks.registry`; :meth:`run_task` runs any of them by name.
     """
 
-    def __init__(self, interpreter: Any, path: Path, runtime: Runtime, backend: BackendInfo,
-                 labels: list[str] | None, load_ms: float, mean: float | None = None,
-                 std: float | None = None, load_options: dict[str, Any] | None = None,
-                 label_map: dict[int, str] | None = None) -> None:
+    def __init__(self, interpreter: Any, request: LoadRequest, backend: BackendInfo,
+                 labels: LabelSet, load_ms: float = 0.0) -> None:
+        """An allocated ``interpreter`` for ``request``, placed as ``backend`` says.
+
+        load_ms: what loading cost, in milliseconds. Build Models with :func:`load`.
+        """
         self.interpreter = interpreter
-        self.path = path
-        self.runtime = runtime
+        self.request = request
+        self.path = request.path
+        self.runtime: Runtime = find_runtime()
         self.backend = backend
-        self.labels = labels
-        self.label_map = label_map if label_map is not None else (
-            dict(enumerate(labels)) if labels else None)
+        self.labels, self.label_map = labels
         self.load_ms = load_ms
         self.inputs = [_spec(d) for d in interpreter.get_input_details()]
         self.outputs = [_spec(d) for d in interpreter.get_output_details()]
         self.output_names = [d["name"] for d in interpreter.get_output_details()]
-        self.mean, self.std = mean, std
-        self.last_timings = Timings(0.0, 0.0)
-        self.load_options = load_options or {}
+        self.mean, self.std = request.mean, request.std
         self._workers: list[Model] = []
         # One interpreter runs one invoke at a time, and set_tensor/invoke/get_tensor must not
         # interleave between threads (another thread's input, or TFLite's RuntimeError).
         self._invoke_lock = threading.Lock()
         self._workers_lock = threading.Lock()
         # "auto" may leave a failing NPU for the CPU mid-run; "npu" may not (see invoke).
-        self.may_fall_back = self.load_options.get("backend") == "auto"
+        self.may_fall_back = request.backend == "auto"
         self.on_fallback: Callable[[BackendError], None] | None = None  # told once, with why
 
     def clone(self, **changes: Any) -> Model:
@@ -194,7 +188,7 @@ class Model:
         It runs on the backend this model ended on (an "auto" clone does not choose again).
         """
         pinned_backend = {"backend": self.backend.name, "delegate": self.backend.delegate}
-        twin = load(self.path, **{**self.load_options, **pinned_backend, **changes})
+        twin = load(self.path, **{**self.request.options(), **pinned_backend, **changes})
         twin.may_fall_back, twin.on_fallback = self.may_fall_back, self.on_fallback
         return twin
 
@@ -294,10 +288,10 @@ class Model:
         if not self.may_fall_back:
             raise error from None
         cpu = CpuPlan(self.backend.threads, self.backend.cpus, "")
-        debug = bool(self.load_options.get("debug"))
-        interpreter = _interpreter(self.runtime, self.path, read_model_bytes(self.path), cpu, [],
-                                   debug)
-        _allocate(interpreter, self.path, cpu, debug)
+        debug = self.request.debug
+        interpreter = build_interpreter(self.runtime, self.path, read_model_bytes(self.path), cpu,
+                                        [], debug)
+        allocate(interpreter, self.path, cpu, debug)
         model_nodes = self.backend.nodes.model_nodes
         self.interpreter = interpreter
         self.backend = replace(self.backend, name="cpu", delegate=None, fallback=error,
@@ -307,18 +301,15 @@ class Model:
         if self.on_fallback is not None:
             self.on_fallback(error)
 
-    def run(self, tensor: np.ndarray, preprocess_ms: float = 0.0) -> list[np.ndarray]:
-        """Invoke on one input tensor; outputs dequantized to real values. Sets ``last_timings``."""
-        started = time.perf_counter()
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Invoke on one input tensor (without batch axis); outputs dequantized to real values."""
         raw = self.invoke(tensor)
-        self.last_timings = Timings(preprocess_ms, (time.perf_counter() - started) * 1e3)
         return [dequantize(values, spec.quant) for values, spec in zip(raw, self.outputs, strict=True)]
 
     def run_image(self, image: ImageSource) -> tuple[list[np.ndarray], tuple[int, int]]:
         """Prepare ``image`` and run it: (dequantized outputs, original image size)."""
-        started = time.perf_counter()
         prepared = self.prepare(image)
-        return self.run(prepared.tensor, (time.perf_counter() - started) * 1e3), prepared.size
+        return self.run(prepared.tensor), prepared.size
 
     def run_many(self, images: Iterable[ImageSource] | ImageSource, task: Callable[[Model, Prepared], Any],
                  parallel: int = 1, decoders: int | None = None) -> Iterator[Result]:
@@ -448,6 +439,31 @@ class Model:
         return self.run_task_stream("pose", source, parallel, video)
 
 
+class ModelSource(NamedTuple):
+    """A model resolved to a local file: its path, its bytes and the label file that goes with
+    it (the caller's, else the zoo's; None: the labels the model carries, if any)."""
+
+    path: Path
+    content: bytes
+    labels: str | os.PathLike[str] | None
+
+
+def resolve_model(path: str | os.PathLike[str] | None, labels: str | os.PathLike[str] | None = None,
+                  download_progress: Progress | None = None) -> ModelSource:
+    """The model file for ``path`` (a .tflite file, a zoo name, None for the bundled model).
+
+    The only step of :func:`load` that may use the network: a zoo model (and its label file,
+    unless ``labels`` is given) missing from the cache is downloaded, reporting (bytes, total)
+    to ``download_progress``.
+    """
+    if path is None:
+        model_path = bundled.default_model()
+    else:
+        resolved = zoo.resolve(path, download_progress, with_labels=labels is None)
+        model_path, labels = resolved.path, labels if labels is not None else resolved.labels
+    return ModelSource(model_path, read_model_bytes(model_path), labels)
+
+
 @guard_model_errors
 def load(
     path: str | os.PathLike[str] | None = None,
@@ -472,152 +488,90 @@ def load(
     board through (default: $BREDOS_NPU_ROOT or /). mean/std: input normalisation, see
     :func:`bredos_npu.tasks.quant.pixels_to_input`. debug: let native logs through.
     download_progress: called with (bytes, total) while a zoo model downloads.
+
+    The steps: resolve the model (:func:`resolve_model`), plan the backend
+    (:func:`~bredos_npu.runtime.backends.plan_backend`), build the interpreter, attach labels.
     """
-    if backend not in BACKENDS:
-        raise BackendError(f"Unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}",
-                           Reason.UNKNOWN_BACKEND, backend=backend)
+    started = time.perf_counter()
+    _check_arguments(backend, mean, std)
+    source = resolve_model(path, labels, download_progress)
+    request = LoadRequest(source.path, backend, source.labels, delegate, threads, root, mean, std,
+                          debug)
+    runtime = find_runtime()
+    system = SystemRoot.from_env(root)
+    cpu = plan_threads(system, threads)
+    on_cpu = build_interpreter(runtime, source.path, source.content, cpu, [], debug)
+    plan = _plan(request, source, system, cpu, on_cpu)
+    interpreter, plan = _build(plan, runtime, source, on_cpu, debug)
+    info = _place(plan, interpreter, source.path, len(on_cpu._get_ops_details()), debug)
+    names = choose_labels(source.labels, embedded_files(source.content),
+                          classifier_classes(interpreter), segmentation_classes(interpreter))
+    request = _with_normalization(request, interpreter, source.content)
+    return Model(interpreter, request, info, names, (time.perf_counter() - started) * 1e3)
+
+
+def _check_arguments(backend: str, mean: float | None, std: float | None) -> None:
+    """BackendError for an unknown backend, UsageError for a normalisation that cannot work."""
+    check_backend_name(backend)
     if not finite_normalization(mean, std):
         raise UsageError("mean must be a finite number and std a finite number other than 0, such "
                          "that (pixel - mean) / std is a finite 32-bit float for pixels 0..255, "
                          f"not {mean} and {std}", reason=Reason.BAD_VALUE, option="mean/std",
                          value=(mean, std))
-    started = time.perf_counter()
-    model_path = bundled.default_model()
-    if path is not None:
-        resolved = zoo.resolve(path, download_progress, with_labels=labels is None)
-        model_path = resolved.path
-        labels = labels if labels is not None else resolved.labels
-    runtime = find_runtime()
-    content = read_model_bytes(model_path)
-    system = SystemRoot.from_env(root)
-    cpu = plan_threads(system, threads)
-    probe = _interpreter(runtime, model_path, content, cpu, [], debug)
-    ops = probe._get_ops_details()
-    float_model = is_float_model(ops, np.dtype(probe.get_input_details()[0]["dtype"]))
-
-    interpreter, library, fallback, hazards = probe, None, None, []
-    if backend != "cpu":
-        try:
-            library, hazards = _npu_library(system, delegate, float_model, model_path, backend)
-            require_delegate_library(library)
-            # In a child process first: a delegate that crashes on this graph must not take
-            # this process down with it.
-            refuse_unsafe_delegate(library, model_path, hashlib.sha256(content).hexdigest())
-            npu = load_external_delegate(runtime, library, debug)
-            interpreter = _interpreter(runtime, model_path, content, cpu, [npu], debug)
-        except BackendError as why:
-            if backend == "npu":
-                raise
-            fallback, library, hazards = why, None, []
-    after_delegate = len(interpreter._get_ops_details())
-    _allocate(interpreter, model_path, cpu, debug)
-    live_ops = interpreter._get_ops_details()
-    nodes = summarise(live_ops, len(ops), after_delegate)
-    npu_nodes = taken_nodes(live_ops, range(len(ops), after_delegate), len(ops))
-    if library and not npu_nodes and backend == "auto":
-        fallback, library = BackendError(
-            f"NPU not used: the delegate {library} took none of this model's operators",
-            reason=Reason.DELEGATE_TOOK_NOTHING, library=library), None
-    info = BackendInfo("npu" if library else "cpu", backend, library, cpu.threads, cpu.cpus,
-                       fallback, nodes, tuple(sorted(npu_nodes)),
-                       tuple(hazards) if library else ())
-    names, label_map = _labels(labels, content, _classifier_classes(interpreter),
-                               _segmentation_classes(interpreter))
-    if mean is None and std is None and np.dtype(interpreter.get_input_details()[0]["dtype"]).kind == "f":
-        # A float model's own metadata knows its normalisation better than the [-1, 1] default.
-        mean, std = input_normalization(content) or (None, None)
-        if not finite_normalization(mean, std):
-            raise ModelError(f"{model_path} carries an input normalisation (mean {mean}, std {std}) "
-                             "that gives no finite input values", "give mean and std explicitly",
-                             Reason.MODEL_CORRUPT, path=model_path)
-    load_ms = (time.perf_counter() - started) * 1e3
-    options = {"backend": backend, "labels": labels, "delegate": delegate, "threads": threads,
-               "root": root, "mean": mean, "std": std, "debug": debug}
-    return Model(interpreter, model_path, runtime, info, names, load_ms, mean, std, options, label_map)
 
 
-def _npu_library(system: SystemRoot, delegate: str | None, float_model: bool, model_path: Path,
-                 backend: str) -> tuple[str, list[str]]:
-    """The delegate library to load and the hazards to warn about, or BackendError saying why not."""
-    if float_model:
-        raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}", "run it on the CPU",
-                           Reason.FLOAT_MODEL, path=model_path)
-    plan = plan_npu(system, delegate)
-    if plan.reason:
-        raise plan.reason
-    return str(plan.library.path), npu_hazards(model_path, backend)
+def _plan(request: LoadRequest, source: ModelSource, system: SystemRoot, cpu: CpuPlan,
+          on_cpu: Any) -> BackendPlan:
+    """The backend plan for ``source``; ``on_cpu`` is its interpreter without delegates."""
+    float_model = is_float_model(on_cpu._get_ops_details(),
+                                 np.dtype(on_cpu.get_input_details()[0]["dtype"]))
+    return plan_backend(request.backend, cpu, system,
+                        model_path=source.path, model_digest=hashlib.sha256(source.content).hexdigest(),
+                        float_model=float_model, delegate=request.delegate)
 
 
-def _interpreter(runtime: Runtime, path: Path, content: bytes, cpu: CpuPlan,
-                 delegates: list[Any], debug: bool) -> Any:
-    failure: Exception | None = None
-    with capture_native_stderr(enabled=not debug) as native:
-        try:
-            return runtime.interpreter_class(model_content=content, num_threads=cpu.threads,
-                                             experimental_delegates=delegates or None)
-        except (ValueError, RuntimeError) as exc:
-            failure = exc
-    message = f"{failure}\n{native.text}"
-    if delegates and "custom op" not in message:
-        raise BackendError(f"The NPU delegate could not take the model {path}: "
-                           f"{message.strip().splitlines()[0]}.", reason=Reason.DELEGATE_REFUSED_MODEL,
-                           path=path)
-    raise explain_load_failure(path, message)
+def _build(plan: BackendPlan, runtime: Runtime, source: ModelSource, on_cpu: Any,
+           debug: bool) -> tuple[Any, BackendPlan]:
+    """The interpreter the plan asks for, and the plan (moved to the CPU when "auto" finds here
+    that the delegate returns none or refuses the graph)."""
+    if plan.backend == "cpu" or plan.delegate_library is None:
+        return on_cpu, plan
+    try:
+        npu = load_external_delegate(runtime, plan.delegate_library, debug)
+        return build_interpreter(runtime, source.path, source.content, plan.cpu, [npu], debug), plan
+    except BackendError as why:
+        return on_cpu, plan.fall_back(why)
 
 
-def _allocate(interpreter: Any, path: Path, cpu: CpuPlan, debug: bool) -> None:
-    # XNNPACK's worker threads start here and inherit the pinning.
-    failure: Exception | None = None
-    with capture_native_stderr(enabled=not debug) as native, pinned(cpu.cpus):
-        try:
-            interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            failure = exc
-    if failure is not None:
-        raise explain_load_failure(path, f"{failure}\n{native.text}")
+def _place(plan: BackendPlan, interpreter: Any, model_path: Path, model_nodes: int,
+           debug: bool) -> BackendInfo:
+    """Allocate ``interpreter`` and count where its nodes run: the plan as carried out.
 
-
-def _classifier_classes(interpreter: Any) -> int | None:
-    """The number of classes when the model has one output vector of scores, else None."""
-    outputs = interpreter.get_output_details()
-    shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
-    return int(np.prod(shape)) if shape and is_score_vector(tuple(shape)) else None
-
-
-def _segmentation_classes(interpreter: Any) -> int | None:
-    """Classes of a per-pixel map: the last axis of the scores, or of what ARG_MAX reduces."""
-    outputs = interpreter.get_output_details()
-    if len(outputs) != 1 or len(outputs[0]["shape"]) not in (3, 4):
-        return None
-    shape = [int(d) for d in outputs[0]["shape"]]
-    if len(shape) == 4:
-        return shape[-1] if shape[-1] > 1 else None
-    for op in interpreter._get_ops_details():
-        if op["op_name"] == "ARG_MAX" and outputs[0]["index"] in op["outputs"]:
-            scores = interpreter._get_tensor_details(int(op["inputs"][0]), 0)
-            return int(scores["shape"][-1])
-    return None
-
-
-def _labels(labels: str | os.PathLike[str] | None, content: bytes, classes: int | None,
-            map_classes: int | None = None) -> tuple[list[str] | None, dict[int, str] | None]:
-    """(names for a classifier's outputs, id → label for every task), from a file or the model.
-
-    A classifier's labels must fit its output; detection and segmentation ids are looked up.
+    "auto" gives up a delegate that took none of the model's ``model_nodes`` operators.
     """
-    files = embedded_files(content)
-    if labels is not None:
-        label_map = read_label_file(labels)
-        if classes or map_classes:
-            names = fit_labels(label_map, classes or map_classes, str(labels))
-            return (names if classes else None), dict(enumerate(names))
-        check_against(label_map, first_label_map(files), str(labels))
-        return None, label_map
-    if classes:
-        names = labels_from_model(files, classes)
-        if names:
-            return names, dict(enumerate(names))
-    return None, first_label_map(files)
+    after_delegate = len(interpreter._get_ops_details())
+    allocate(interpreter, model_path, plan.cpu, debug)
+    live_ops = interpreter._get_ops_details()
+    nodes = summarise(live_ops, model_nodes, after_delegate)
+    npu_nodes = taken_nodes(live_ops, range(model_nodes, after_delegate), model_nodes)
+    if plan.backend == "npu" and not npu_nodes and plan.requested == "auto":
+        plan = plan.fall_back(BackendError(
+            f"NPU not used: the delegate {plan.delegate_library} took none of this model's operators",
+            reason=Reason.DELEGATE_TOOK_NOTHING, library=plan.delegate_library))
+    return BackendInfo.from_plan(plan, nodes, tuple(sorted(npu_nodes)))
+
+
+def _with_normalization(request: LoadRequest, interpreter: Any, content: bytes) -> LoadRequest:
+    """The request with a float model's own input normalisation when the caller gave none."""
+    if request.mean is not None or request.std is not None or not takes_float_input(interpreter):
+        return request
+    # A float model's own metadata knows its normalisation better than the [-1, 1] default.
+    mean, std = input_normalization(content) or (None, None)
+    if not finite_normalization(mean, std):
+        raise ModelError(f"{request.path} carries an input normalisation (mean {mean}, std {std}) "
+                         "that gives no finite input values", "give mean and std explicitly",
+                         Reason.MODEL_CORRUPT, path=request.path)
+    return replace(request, mean=mean, std=std)
 
 
 def once(tell: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -635,4 +589,5 @@ def once(tell: Callable[[Any], None]) -> Callable[[Any], None]:
     return first_only
 
 
-__all__ = ["BackendInfo", "Model", "Prepared", "Timings", "load", "once"]
+__all__ = ["BackendInfo", "LoadRequest", "Model", "ModelSource", "Prepared", "load", "once",
+           "resolve_model"]

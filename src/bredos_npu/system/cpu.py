@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from bredos_npu.errors import Reason, UsageError
@@ -111,6 +113,27 @@ def check_parallel(parallel: int) -> None:
         raise UsageError(f"parallel must be at most {limit} here (one interpreter per CPU core, "
                          f"or per NPU core), not {parallel}", reason=Reason.BAD_VALUE,
                          option="parallel", value=parallel, limit=limit)
+
+
+@contextmanager
+def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    """Run the block on ``cpus`` (CPU numbers); threads started inside inherit them.
+
+    A no-op when ``cpus`` is empty or the affinity cannot be set (a container may forbid it).
+    """
+    if not cpus:
+        yield
+        return
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _allowed_cpus() -> set[int] | None:

@@ -54,10 +54,11 @@ def find_teflon(root: SystemRoot, explicit: str | os.PathLike[str] | None = None
 
 
 class LibraryCheck(NamedTuple):
+    """Whether dlopen accepts the library, whether it exports both entry points, and why not."""
+
     loadable: bool
     has_entry_points: bool
     error: str
-    creates_delegate: bool | None = None  # None: not tried
 
 
 def check_loadable(path: Path) -> LibraryCheck:
