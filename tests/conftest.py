@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_server import ModelServer
 from skip_policy import pytest_runtest_makereport  # noqa: F401  (a hook: skips fail the suite)
 
 from bredos_npu.models import bundled
@@ -56,6 +57,29 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     # (monkeypatch would restore a value it never saw being set).
     for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
         del os.environ[name]
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    """A local stand-in for the model hosts, serving tests/data's models and labels (see
+    tests/model_server.py); point the zoo at it with :func:`mirror`."""
+    with ModelServer([MODELS, LABELS]) as running:
+        yield running
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model cache of the test's own, online (BREDOS_NPU_OFFLINE is restored after the
+    test, even if the CLI's --offline set it)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("BREDOS_NPU_CACHE", str(folder))
+    monkeypatch.setenv("BREDOS_NPU_OFFLINE", "")
+    return folder
+
+
+def mirror(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Download the zoo's files from ``url`` for the rest of the test."""
+    monkeypatch.setenv("BREDOS_NPU_MODEL_BASE_URL", url)
 
 
 def bare_interpreter(model: Path, delegate: Path | None = None) -> Any:

@@ -14,8 +14,7 @@ import time
 
 import pytest
 from cli_runner import run_cli
-from conftest import CAT, LABELS, MODELS
-from model_server import ModelServer
+from conftest import CAT, LABELS, mirror
 
 from bredos_npu.errors import EXIT_DOWNLOAD, EXIT_MODEL
 
@@ -23,23 +22,6 @@ SSD = "ssd-mobilenet-v1"
 SSD_FILE = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_SHA256 = "61d598093ed03ed41aa47c3a39a28ac01e960d6a810a5419b9a5016a1e9c469b"
 SSD_SIZE = 4185023
-
-
-@pytest.fixture
-def server():
-    with ModelServer([MODELS, LABELS]) as running:
-        yield running
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("BREDOS_NPU_CACHE", str(folder))
-    return folder
-
-
-def mirror(monkeypatch, url):
-    monkeypatch.setenv("BREDOS_NPU_MODEL_BASE_URL", url)
 
 
 def leftovers(cache):

@@ -9,8 +9,7 @@ import socket
 
 import pytest
 from cli_runner import run_cli
-from conftest import CAT, DATA, IMAGES, LABELS, MODELS
-from model_server import ModelServer
+from conftest import CAT, DATA, IMAGES, LABELS, MODELS, mirror
 
 from bredos_npu.errors import EXIT_MODEL
 from bredos_npu.models import zoo
@@ -19,24 +18,6 @@ from bredos_npu.tasks import registry
 
 SSD_FILE = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_SHA256 = "61d598093ed03ed41aa47c3a39a28ac01e960d6a810a5419b9a5016a1e9c469b"
-
-
-@pytest.fixture
-def server():
-    with ModelServer([MODELS, LABELS]) as running:
-        yield running
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("BREDOS_NPU_CACHE", str(folder))
-    monkeypatch.setenv("BREDOS_NPU_OFFLINE", "")  # restored after the test, even if --offline set it
-    return folder
-
-
-def mirror(monkeypatch, url):
-    monkeypatch.setenv("BREDOS_NPU_MODEL_BASE_URL", url)
 
 
 def cache_files(cache):
