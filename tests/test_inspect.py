@@ -107,6 +107,14 @@ def only_op(tmp_path, m, x, y):
     return bredos_npu.inspect(write(tmp_path, m, [x], [y])).ops
 
 
+def one_conv(tmp_path, channels=4, batch=1, dtype="uint8", **conv):
+    """inspect's verdict on a model of one CONV_2D (``conv``: ModelBuilder.conv's options) on an
+    8x8x3 image input."""
+    m = ModelBuilder()
+    x = image_input(m, batch=batch, dtype=dtype)
+    return only_op(tmp_path, m, x, m.conv(x, channels, dtype=dtype, **conv))[0]
+
+
 def test_synthetic_model_runs_in_the_interpreter(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -120,18 +128,14 @@ def test_synthetic_model_runs_in_the_interpreter(tmp_path):
 
 
 def test_dilated_convolution(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, dilation=(2, 2), version=2))
-    assert (ops[0].target, ops[0].reason) == ("cpu", "dilation 2x2: rocket supports dilation 1 only")
+    op = one_conv(tmp_path, 4, dilation=(2, 2), version=2)
+    assert (op.target, op.reason) == ("cpu", "dilation 2x2: rocket supports dilation 1 only")
 
 
 def test_dilation_in_a_version_1_operator_is_ignored_by_teflon(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, dilation=(2, 2), version=1))
-    assert ops[0].target == "npu"
-    assert any("Teflon ignores it" in h for h in ops[0].hazards)
+    op = one_conv(tmp_path, 4, dilation=(2, 2), version=1)
+    assert op.target == "npu"
+    assert any("Teflon ignores it" in h for h in op.hazards)
 
 
 def test_add_with_a_constant_input(tmp_path):
@@ -162,69 +166,50 @@ def test_add_fused_into_its_convolution_is_fine(tmp_path):
 
 
 def test_relu6_beyond_six_stays_on_cpu(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, activation="RELU6", out_scale=0.03))
-    assert ops[0].target == "cpu"
-    assert ops[0].reason == "fused RELU6 but the output range reaches 7.65 > 6 (Teflon rejects it)"
+    op = one_conv(tmp_path, 4, activation="RELU6", out_scale=0.03)
+    assert op.target == "cpu"
+    assert op.reason == "fused RELU6 but the output range reaches 7.65 > 6 (Teflon rejects it)"
 
 
 def test_relu6_exactly_six_in_float32_is_accepted(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, activation="RELU6", out_scale=6 / 255))
-    assert ops[0].target == "npu" and not ops[0].hazards
+    op = one_conv(tmp_path, 4, activation="RELU6", out_scale=6 / 255)
+    assert op.target == "npu" and not op.hazards
 
 
 def test_relu_with_negative_range_is_a_hazard(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, activation="RELU", out_zero_point=100))
-    assert ops[0].target == "npu"
-    assert any("not applied by rocket" in h for h in ops[0].hazards)
+    op = one_conv(tmp_path, 4, activation="RELU", out_zero_point=100)
+    assert op.target == "npu"
+    assert any("not applied by rocket" in h for h in op.hazards)
 
 
 def test_non_square_stride(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, stride=(2, 1)))
-    assert ops[0].target == "npu"
-    assert ops[0].hazards == ("stride 2x1: rocket uses the horizontal stride for both directions "
-                              "(wrong results)",)
+    op = one_conv(tmp_path, 4, stride=(2, 1))
+    assert op.target == "npu"
+    assert op.hazards == ("stride 2x1: rocket uses the horizontal stride for both directions "
+                          "(wrong results)",)
 
 
 def test_batch_above_one(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m, batch=2)
-    ops = only_op(tmp_path, m, x, m.conv(x, 4))
-    assert "batch 2: rocket assumes batch 1" in ops[0].hazards
+    op = one_conv(tmp_path, 4, batch=2)
+    assert "batch 2: rocket assumes batch 1" in op.hazards
 
 
 def test_int8_convolution_is_claimed_but_unverified(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m, dtype="int8")
-    ops = only_op(tmp_path, m, x, m.conv(x, 4, dtype="int8"))
-    assert ops[0].target == "npu"
-    assert any(h.startswith("int8 data: rocket treats all data as uint8") for h in ops[0].hazards)
+    op = one_conv(tmp_path, 4, dtype="int8")
+    assert op.target == "npu"
+    assert any(h.startswith("int8 data: rocket treats all data as uint8") for h in op.hazards)
 
 
 def test_per_axis_with_equal_scales_counts_as_per_tensor(tmp_path):
     # Teflon sets per-axis arrays only when the channel scales differ (fill_tensor)
-    m = ModelBuilder()
-    x = image_input(m)
-    equal = only_op(tmp_path, m, x, m.conv(x, 4, weight_scales=(0.01,) * 4))
-    assert equal[0].target == "npu"
-    m = ModelBuilder()
-    x = image_input(m)
-    differ = only_op(tmp_path, m, x, m.conv(x, 4, weight_scales=(0.01, 0.02, 0.03, 0.04)))
-    assert differ[0].target == "cpu" and "per-axis quantized weights" in differ[0].reason
+    assert one_conv(tmp_path, 4, weight_scales=(0.01,) * 4).target == "npu"
+    differ = one_conv(tmp_path, 4, weight_scales=(0.01, 0.02, 0.03, 0.04))
+    assert differ.target == "cpu" and "per-axis quantized weights" in differ.reason
 
 
 def test_macs_of_a_known_convolution(tmp_path):
-    m = ModelBuilder()
-    x = image_input(m)
-    ops = only_op(tmp_path, m, x, m.conv(x, 16, kernel=3, stride=(2, 2)))
-    assert ops[0].macs == 4 * 4 * 16 * 3 * 3 * 3
+    op = one_conv(tmp_path, 16, kernel=3, stride=(2, 2))
+    assert op.macs == 4 * 4 * 16 * 3 * 3 * 3
 
 
 # --- command line -----------------------------------------------------------------------------

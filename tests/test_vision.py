@@ -30,9 +30,10 @@ def detector():
 
 # --- detection --------------------------------------------------------------------------------
 
-def reference_detections(image_path, threshold):
-    """SSD run by hand on ai_edge_litert: (class id, score, (xmin, ymin, xmax, ymax) in pixels)."""
-    interpreter = Interpreter(model_path=str(SSD))
+def run_by_hand(model_path, image_path):
+    """``model_path`` run on ai_edge_litert alone, on the image resized (bilinear) to its input:
+    (its outputs, the image's (width, height))."""
+    interpreter = Interpreter(model_path=str(model_path))
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     _, height, width, _ = detail["shape"]
@@ -41,9 +42,13 @@ def reference_detections(image_path, threshold):
         pixels = np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
     interpreter.set_tensor(detail["index"], pixels[np.newaxis].astype(detail["dtype"]))
     interpreter.invoke()
+    return [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()], size
+
+
+def reference_detections(image_path, threshold):
+    """SSD run by hand: (class id, score, (xmin, ymin, xmax, ymax) in pixels)."""
     # TFLite_Detection_PostProcess: boxes (ymin, xmin, ymax, xmax in 0..1), classes, scores, count
-    boxes, classes, scores, count = (interpreter.get_tensor(o["index"])
-                                     for o in interpreter.get_output_details())
+    (boxes, classes, scores, count), size = run_by_hand(SSD, image_path)
     return [(int(classes[0, i]), float(scores[0, i]),
              (boxes[0, i, 1] * size[0], boxes[0, i, 0] * size[1], boxes[0, i, 3] * size[0],
               boxes[0, i, 2] * size[1]))
@@ -197,16 +202,8 @@ def test_squat_pose_geometry():
 
 def test_keypoints_match_a_bare_interpreter():
     """MoveNet run by hand: [1,1,17,3] rows of (y, x, score) in 0..1 of the input, scaled here."""
-    interpreter = Interpreter(model_path=str(MOVENET))
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    _, height, width, _ = detail["shape"]
-    with Image.open(SQUAT) as image:
-        size = image.size
-        pixels = np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
-    interpreter.set_tensor(detail["index"], pixels[np.newaxis].astype(detail["dtype"]))
-    interpreter.invoke()
-    expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(17, 3)
+    (keypoints,), size = run_by_hand(MOVENET, SQUAT)
+    expected = keypoints.reshape(17, 3)
     found = bredos_npu.load(MOVENET, backend="cpu").pose(SQUAT)
     for point, (y, x, score) in zip(found, expected, strict=True):
         assert point.x == pytest.approx(x * size[0], abs=0.02 * size[0]), point

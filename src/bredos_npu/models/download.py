@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, NamedTuple
 from urllib.parse import urlsplit
 
-from bredos_npu.errors import DownloadError, Reason, UsageError
+from bredos_npu.environment import env_number
+from bredos_npu.errors import DownloadError, Reason
 from bredos_npu.models.integrity import CHUNK, Integrity, Progress, file_digest
 
 RETRIES = 5
@@ -51,23 +52,9 @@ class Limits(NamedTuple):
         """The defaults, changed by $BREDOS_NPU_DOWNLOAD_DEADLINE (s), $..._MIN_RATE (bytes/s) and
         $..._RATE_WINDOW (s)."""
         defaults = cls()
-        return cls(_env_number(DEADLINE_ENV, defaults.deadline_s, positive=True),
-                   _env_number(MIN_RATE_ENV, defaults.min_rate, positive=False),
-                   _env_number(WINDOW_ENV, defaults.window_s, positive=True))
-
-
-def _env_number(name: str, default: float, positive: bool) -> float:
-    text = os.environ.get(name, "")
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 < value < 1e9 if positive else 0 <= value < 1e12):
-        raise UsageError(f"{name}={text!r} is not a number {'above' if positive else 'of at least'} 0",
-                         reason=Reason.BAD_VALUE, option=name, value=text)
-    return value
+        return cls(env_number(DEADLINE_ENV, defaults.deadline_s),
+                   env_number(MIN_RATE_ENV, defaults.min_rate, positive=False, limit=1e12),
+                   env_number(WINDOW_ENV, defaults.window_s))
 
 
 def check_url(url: str) -> None:

@@ -9,15 +9,14 @@ entering to ``stage.txt`` first, so a crash can be reported as "during the first
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from bredos_npu.runtime.child_process import run_child
 
 STAGE_FILE, RESULT_FILE, OUTPUTS_FILE, INPUTS_FILE = "stage.txt", "result.json", "outputs.npz", "inputs.npz"
 
@@ -35,22 +34,18 @@ def run_measurement(spec: dict[str, Any], folder: Path, timeout: float,
                     env: dict[str, str] | None = None) -> ChildOutcome:
     """Run the child on ``spec`` (inputs already saved in ``folder``); never raises for a crash."""
     (folder / "spec.json").write_text(json.dumps(spec))
-    command = [sys.executable, "-m", "bredos_npu.report.child", str(folder / "spec.json")]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout,
-                              env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as late:
+    ran = run_child([sys.executable, "-m", "bredos_npu.report.child", str(folder / "spec.json")],
+                    timeout, env)
+    if ran.timed_out:
         stage = _read(folder / STAGE_FILE)
-        return ChildOutcome(None, _text(late.stderr), f"did not finish in {timeout:.0f} s ({stage})", [])
-    result = json.loads(_read(folder / RESULT_FILE) or "null") if done.returncode == 0 else None
+        return ChildOutcome(None, ran.stderr, f"did not finish in {timeout:.0f} s ({stage})", [])
+    result = json.loads(_read(folder / RESULT_FILE) or "null") if ran.returncode == 0 else None
     if result is None:
         stage = _read(folder / STAGE_FILE) or "starting"
-        how = (f"crashed with {signal.Signals(-done.returncode).name}" if done.returncode < 0
-               else f"exited with status {done.returncode}")
-        last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+        last = [line for line in ran.stderr.splitlines() if line.strip()][-1:]
         detail = f"; it said: {last[0].strip()[:200]}" if last else ""
-        return ChildOutcome(None, done.stderr, f"{how} during {stage}{detail}", [])
-    return ChildOutcome(result, done.stderr, None, _load_outputs(folder / OUTPUTS_FILE))
+        return ChildOutcome(None, ran.stderr, f"{ran.ending()} during {stage}{detail}", [])
+    return ChildOutcome(result, ran.stderr, None, _load_outputs(folder / OUTPUTS_FILE))
 
 
 def _read(path: Path) -> str:
@@ -58,10 +53,6 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
-
-
-def _text(data: str | bytes | None) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 def _load_outputs(path: Path) -> list[list[np.ndarray]]:

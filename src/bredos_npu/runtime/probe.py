@@ -18,13 +18,12 @@ import hashlib
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
+
+from bredos_npu.runtime.child_process import run_child
 
 PROBE_TIMEOUT_ENV = "BREDOS_NPU_PROBE_TIMEOUT"
 PROBE_CACHE_ENV = "BREDOS_NPU_PROBE_CACHE"
@@ -75,18 +74,9 @@ class ProbeVerdict(NamedTuple):
 
 def probe_timeout() -> float:
     """The probe's deadline in seconds: $BREDOS_NPU_PROBE_TIMEOUT, else 60."""
-    from bredos_npu.errors import UsageError
+    from bredos_npu.environment import env_number
 
-    text = os.environ.get(PROBE_TIMEOUT_ENV, "")
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1e6:
-        raise UsageError(f"{PROBE_TIMEOUT_ENV}={text!r} is not a number of seconds above 0.")
-    return value
+    return env_number(PROBE_TIMEOUT_ENV, DEFAULT_TIMEOUT, limit=1e6)
 
 
 def probe_folder() -> Path:
@@ -155,43 +145,22 @@ def probe_delegate(library: str | os.PathLike[str], model: str | os.PathLike[str
     return verdict
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _run_child(library: Path, model: Path, timeout: float) -> ProbeVerdict:
-    command = [sys.executable, "-m", "bredos_npu.runtime.probe", str(library), str(model)]
-    started = time.perf_counter()
-    # Its own session: a deadline kills the child and anything it started, nothing else.
-    # Without faulthandler, whose Python traceback would drown what the library said.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True, env=env)
-    try:
-        out, err = child.communicate(timeout=timeout)
-        hung = False
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        out, err = child.communicate()
-        hung = True
-    seconds = time.perf_counter() - started
-    lines = out.decode(errors="replace").splitlines()
+    ran = run_child([sys.executable, "-m", "bredos_npu.runtime.probe", str(library), str(model)], timeout)
+    lines = ran.stdout.splitlines()
     stages = [line[6:] for line in lines if line.startswith("stage ")]
     stage = stages[-1] if stages else "starting"
-    said = tuple(_printable(line) for line in err.decode(errors="replace").splitlines()
+    said = tuple(_printable(line) for line in ran.stderr.splitlines()
                  if line.strip() and not line.startswith("INFO: "))[-2:]
-    if hung:
-        return ProbeVerdict(HUNG, stage, f"{timeout:g} s", said, seconds)
-    if child.returncode < 0:
-        return ProbeVerdict(CRASHED, stage, _signal_name(-child.returncode), said, seconds)
+    if ran.timed_out:
+        return ProbeVerdict(HUNG, stage, f"{timeout:g} s", said, ran.seconds)
+    if ran.signal:
+        return ProbeVerdict(CRASHED, stage, ran.signal, said, ran.seconds)
     if lines and lines[-1] == "ok":
-        return ProbeVerdict(OK, stage, "", (), seconds)
+        return ProbeVerdict(OK, stage, "", (), ran.seconds)
     if lines and lines[-1].startswith("failed "):
-        return ProbeVerdict(FAILED, stage, lines[-1][7:], said, seconds)
-    return ProbeVerdict(CRASHED, stage, f"exit status {child.returncode}", said, seconds)
+        return ProbeVerdict(FAILED, stage, lines[-1][7:], said, ran.seconds)
+    return ProbeVerdict(CRASHED, stage, f"exit status {ran.returncode}", said, ran.seconds)
 
 
 def _printable(text: str) -> str:
