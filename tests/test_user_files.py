@@ -195,6 +195,53 @@ def test_a_stopped_run_keeps_its_results_and_resume_completes_it(tmp_path, signu
     assert part_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("flag", ["--jsonl", "--csv"])
+def test_resume_takes_in_the_records_of_a_killed_run(tmp_path, flag):
+    """SIGKILL (or a power cut) gives no chance to publish: the records are in the hidden .part
+    file. A plain run points at it; --resume takes its whole records in and removes it."""
+    images = [str(p) for p in image_folder(tmp_path / "photos", CAT, 16)]
+    target = tmp_path / ("out.csv" if flag == "--csv" else "out.jsonl")
+    process = start("classify", *FAST, tmp_path / "photos", flag, target)
+    wait_until(records_in_part(tmp_path, 5), process)
+    os.kill(process.pid, signal.SIGKILL)
+    assert finish(process).code == -signal.SIGKILL
+    [part] = part_files(tmp_path)
+    assert not target.exists() and part.name.startswith(f".{target.name}.")
+    left = part.read_bytes()
+    whole = left[:left.rfind(b"\n") + 1].decode().splitlines(keepends=True)
+    # CSV: the header, and the last image's rows may be cut short, so it is done again
+    kept = whole if flag == "--jsonl" else whole[:-1]
+
+    plain = run("classify", *FAST, CAT, flag, tmp_path / ("other" + target.suffix))
+    assert plain.code == 0 and f"warning: {part} holds results of a run that was killed" not in plain.err
+    forced = run("classify", *FAST, CAT, flag, target, "--force")
+    assert f"warning: {part} holds results of a run that was killed before it finished; run with " \
+           "--resume to take them in." in forced.err
+    target.unlink()
+
+    resumed = run("classify", *FAST, tmp_path / "photos", flag, target, "--resume")
+    assert resumed.code == 0, resumed.err
+    skipped = len(kept) - (flag == "--csv")
+    assert skipped >= 3 and f"{skipped} done before were skipped" in resumed.err
+    assert target.read_bytes().startswith("".join(kept).encode())
+    assert _images(target, flag) == images  # every input exactly once, in order
+    assert part_files(tmp_path) == []
+
+
+def test_a_results_file_being_written_is_not_a_leftover(tmp_path):
+    """The writer's lock tells a live run's .part file from a dead one's."""
+    from bredos_npu.outputs import results_leftovers
+
+    target = tmp_path / "out.jsonl"
+    writing = AtomicFile(target)
+    writing.handle.write("{}\n")
+    writing.checkpoint()
+    assert results_leftovers(target) == []
+    os.close(writing._reader)  # what the kernel does to a killed writer's descriptors
+    writing.handle.close()
+    assert results_leftovers(target) == [writing.temporary]
+
+
 def _images(target, flag):
     if flag == "--jsonl":
         return jsonl_images(target)

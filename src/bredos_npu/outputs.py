@@ -10,11 +10,15 @@ Rules (see docs/faults.md):
   alone and the results are kept beside it under a numbered name (``out.1.jsonl``).
 - When the target's folder vanished or became unwritable during the run, the finished results are
   copied to the current folder (else the temporary folder) instead of being lost.
+- The temporary file (``.NAME.XXXX.part``) is locked (``flock``) while it is written: one left by
+  a process that was killed (SIGKILL, power loss) is unlocked, and :func:`leftovers` finds it.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import glob
 import os
 import stat
 import sys
@@ -213,6 +217,7 @@ class AtomicFile:
             raise OutputError(f"Cannot write {shown(self.target)}: {error.strerror or error}",
                               reason=Reason.OUTPUT_WRITE_FAILED, path=self.target) from None
         self.temporary = Path(name)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # "being written": see leftovers()
         self._reader = os.dup(handle)  # to copy the results out if the folder disappears
         self.handle: IO = os.fdopen(handle, mode, **text)
 
@@ -292,6 +297,55 @@ class AtomicFile:
         except BaseException:
             copy.unlink(missing_ok=True)
             raise
+
+
+def leftovers(folder: Path, name: str) -> list[Path]:
+    """The temporary files of writers of ``folder``/``name`` (a glob) that died before publishing.
+
+    A live writer holds the lock on its temporary file; the kernel drops it when the writer dies,
+    however it dies. Files still locked (another run writing now) are not returned.
+    """
+    found = []
+    for candidate in sorted(folder.glob(f".{name}.*.part")):
+        handle = _lock_if_abandoned(candidate)
+        if handle is not None:
+            os.close(handle)
+            found.append(candidate)
+    return found
+
+
+def remove_leftover(path: Path) -> None:
+    """Delete a file :func:`leftovers` returned, unless a writer has taken it meanwhile."""
+    handle = _lock_if_abandoned(path)
+    if handle is None:
+        return
+    try:
+        path.unlink(missing_ok=True)
+    finally:
+        os.close(handle)
+
+
+def _lock_if_abandoned(path: Path) -> int | None:
+    """A descriptor of ``path`` holding its lock; None when it is not a regular file or a writer
+    holds the lock."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(handle).st_mode):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+    except OSError:
+        pass
+    os.close(handle)
+    return None
+
+
+def results_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """:func:`leftovers` of the result file ``path`` (symbolic links followed, as writing does)."""
+    real = resolve(path)
+    return leftovers(real.parent, glob.escape(real.name))
 
 
 def same_file(path: Path, before: os.stat_result) -> bool:

@@ -31,7 +31,10 @@ from bredos_npu.outputs import (
     OutputConflict,
     atomic_open,
     check_output,
+    leftovers,
     printable,
+    remove_leftover,
+    results_leftovers,
     shown,
 )
 
@@ -78,6 +81,11 @@ class Outputs:
             raise OutputError(f"Cannot write pictures to {shown(self.pictures)}: it is not a folder",
                               "create it, or name a file when there is one image",
                               Reason.OUTPUT_FOLDER_MISSING, path=Path(self.pictures))
+        if self.results_file and not self.resume:
+            for part in results_leftovers(self.results_file):
+                click.echo(f"bredos-npu: warning: {for_terminal(shown(part))} holds results of a run "
+                           "that was killed before it finished; run with --resume to take them in.",
+                           err=True)
 
 
 def _single_file_target(target: str, inputs: int | None) -> bool:
@@ -126,40 +134,81 @@ def write_picture(view: Task, result: Result, path: Path, force: bool) -> Path:
 
 
 class Previous(NamedTuple):
-    """A results file a --resume run continues: its inputs, its bytes and what it was."""
+    """A results file a --resume run continues: its inputs, its bytes and what it was, and the
+    temporary files of killed runs whose records were taken into ``content``."""
 
     inputs: frozenset[str]
     content: bytes
     stat: os.stat_result | None
+    adopted: tuple[Path, ...] = ()
 
 
 NOTHING_BEFORE = Previous(frozenset(), b"", None)
 
 
 def read_previous(outputs: Outputs, view: Task) -> Previous:
-    """The inputs already in the --jsonl/--csv file; nothing when it does not exist yet."""
+    """The inputs already in the --jsonl/--csv file, and in the ``.part`` files of runs writing it
+    that were killed (SIGKILL, power loss); nothing when there is neither."""
     path = outputs.results_file
     if not (outputs.resume and path):
         return NOTHING_BEFORE
     try:
         with open(path, "rb") as handle:
-            before = os.fstat(handle.fileno())
+            before: os.stat_result | None = os.fstat(handle.fileno())
             content = handle.read()
     except FileNotFoundError:
-        return NOTHING_BEFORE
+        before, content = None, b""
     except OSError as error:
         raise OutputError(f"Cannot read {shown(path)} to continue it: {error.strerror or error}",
                           reason=Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
-    try:
-        text = content.decode("utf-8")
-        inputs = _csv_inputs(text, view) if outputs.csv else _jsonl_inputs(text)
-    except ValueError as error:
-        raise OutputError(f"Cannot continue {shown(path)}: {error}", "name a new file, or remove it",
-                          Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
+    inputs = _inputs_of(path, content, outputs, view)
     if content and not content.endswith(b"\n"):
         raise OutputError(f"Cannot continue {shown(path)}: its last line is incomplete",
                           "name a new file, or remove it", Reason.OUTPUT_NOT_RESUMABLE, path=Path(path))
-    return Previous(frozenset(inputs), content, before)
+    adopted = results_leftovers(path)
+    for part in adopted:
+        content += _whole_records(part, outputs, view, inputs, header=not content)
+    if before is None and not content:
+        return NOTHING_BEFORE
+    return Previous(frozenset(inputs), content, before, tuple(adopted))
+
+
+def _inputs_of(path: str | Path, content: bytes, outputs: Outputs, view: Task) -> set[str]:
+    try:
+        text = content.decode("utf-8")
+        return _csv_inputs(text, view) if outputs.csv else _jsonl_inputs(text)
+    except ValueError as error:
+        raise OutputError(f"Cannot continue {shown(path)}: {error}", "name a new file, or remove it",
+                          Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
+
+
+def _whole_records(part: Path, outputs: Outputs, view: Task, inputs: set[str], header: bool) -> bytes:
+    """The records of a killed run's ``.part`` file that are whole and not in ``inputs`` (which
+    grows by theirs). A CSV file's last input is left out: its rows may be cut short."""
+    try:
+        content = part.read_bytes()
+    except OSError as error:
+        raise OutputError(f"Cannot read {shown(part)}, left by a run that was killed, to continue it: "
+                          f"{error.strerror or error}", "remove it", Reason.OUTPUT_NOT_RESUMABLE,
+                          path=part) from None
+    whole = content[:content.rfind(b"\n") + 1]
+    _inputs_of(part, whole, outputs, view)  # only results of this command
+    text = whole.decode("utf-8")
+    if not outputs.csv:
+        lines = [line for line in text.splitlines(keepends=True) if json.loads(line)["image"] not in inputs]
+        inputs.update(json.loads(line)["image"] for line in lines)
+        return "".join(lines).encode("utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    last = rows[-1]["image"] if rows else None
+    rows = [row for row in rows if row["image"] not in inputs and row["image"] != last]
+    inputs.update(row["image"] for row in rows)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or ())
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
 def _jsonl_inputs(text: str) -> set[str]:
@@ -222,6 +271,9 @@ def plan_run(sources: Iterable[Any], view: Task, outputs: Outputs, inputs: int |
 
 def _plan_pictures(plan: Plan, view: Task, outputs: Outputs) -> Plan:
     assert outputs.pictures is not None
+    if outputs.resume:  # half-written pictures of a run that was killed
+        for part in leftovers(Path(outputs.pictures), f"*.{view.name}.png"):
+            remove_leftover(part)
     taken: set[Path] = set()
     kept, pictures = [], []
     for source in plan.sources:
@@ -266,6 +318,7 @@ class ResultsFile:
         self.view = view
         self.path = path
         self.records = 0
+        self.adopted = previous.adopted
         if path == STDOUT:
             self.file: AtomicFile | None = None
             self.out: Any = sys.stdout
@@ -303,8 +356,21 @@ class ResultsFile:
                               reason=Reason.OUTPUT_WRITE_FAILED, path=Path(self.path), kept=kept) from None
 
     def publish(self) -> None:
-        if self.file is not None:
+        """Give the file its name; the killed runs' files whose records it took are removed once
+        those records are safe (published, or kept under another name)."""
+        if self.file is None:
+            return
+        try:
             self.file.publish()
+        except OutputError as error:
+            if error.data.get("kept"):
+                self._remove_adopted()
+            raise
+        self._remove_adopted()
+
+    def _remove_adopted(self) -> None:
+        for part in self.adopted:
+            remove_leftover(part)
 
     def discard(self) -> None:
         if self.file is not None:
