@@ -17,6 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
@@ -240,6 +241,38 @@ def test_a_results_file_being_written_is_not_a_leftover(tmp_path):
     os.close(writing._reader)  # what the kernel does to a killed writer's descriptors
     writing.handle.close()
     assert results_leftovers(target) == [writing.temporary]
+
+
+def pictures_in(folder, minimum):
+    return lambda: len(list(folder.glob("*.png"))) >= minimum
+
+
+@pytest.mark.parametrize("signum, also", [(signal.SIGINT, "-o"), (signal.SIGTERM, "--jsonl")])
+def test_a_stopped_json_run_prints_the_finished_results(tmp_path, signum, also):
+    """--json prints one document at the end: a stop signal still gets the whole document, with
+    the images finished before it (the same ones as the pictures or the --jsonl file)."""
+    images = [str(p) for p in image_folder(tmp_path / "photos", CAT, 16)]
+    (tmp_path / "pictures").mkdir()
+    target = tmp_path / ("pictures" if also == "-o" else "out.jsonl")
+    process = start("classify", *FAST, tmp_path / "photos", "--json", also, target)
+    wait_until(pictures_in(target, 4) if also == "-o" else records_in_part(tmp_path, 4), process)
+    os.kill(process.pid, signum)
+    stopped = finish(process)
+    assert stopped.code == 128 + signum
+    document = json.loads(stopped.out)
+    assert document["interrupted"] == signal.Signals(signum).name and document["errors"] == []
+    done = [r["image"] for r in document["results"]]
+    assert 3 <= len(done) < len(images) and done == images[:len(done)]
+    if also == "-o":
+        assert sorted(p.name for p in target.iterdir()) == [f"{Path(i).stem}.classify.png" for i in done]
+        assert stopped.err.strip().endswith(
+            f"stopped by {signal.Signals(signum).name} after {len(done)} images; their results were "
+            'printed (the JSON says "interrupted"): write them with --jsonl FILE to be able to continue '
+            "a run with --resume.")
+    else:
+        assert jsonl_images(target) == done
+        assert f"their results are kept in {target}: run the same command with --resume" in stopped.err
+    assert part_files(tmp_path) == []
 
 
 def _images(target, flag):

@@ -503,10 +503,13 @@ def finish(ctx: click.Context, net: Any, batch: Batch, view: Task, outputs: Outp
     from bredos_npu.cli.render import backend_dict
 
     if outputs.as_json:
-        click.echo(json.dumps({"model": str(net.path), "backend": backend_dict(net.backend),
-                               "load_ms": round(net.load_ms, 3),
-                               "results": [d for d in batch.documents if "error" not in d],
-                               "errors": [d for d in batch.documents if "error" in d]}, indent=2))
+        document = {"model": str(net.path), "backend": backend_dict(net.backend),
+                    "load_ms": round(net.load_ms, 3),
+                    "results": [d for d in batch.documents if "error" not in d],
+                    "errors": [d for d in batch.documents if "error" in d]}
+        if batch.interrupted is not None:  # the results of the images finished before the signal
+            document["interrupted"] = batch.interrupted.name
+        batch = _print_whole(json.dumps(document, indent=2), batch)
     file_output = outputs.jsonl or outputs.csv
     if batch.interrupted is not None:
         click.echo(interrupted_line(batch, outputs), err=True)
@@ -526,9 +529,24 @@ def finish(ctx: click.Context, net: Any, batch: Batch, view: Task, outputs: Outp
         ctx.exit(EXIT_IMAGE)
 
 
+def _print_whole(text: str, batch: Batch) -> Batch:
+    """Print ``text`` on stdout; a stop signal meanwhile waits until it is all out (a JSON
+    document cut in half is worth nothing) and then counts as the run's interruption."""
+    try:
+        with interruptible() as guard, guard.hold():
+            click.echo(text)
+    except Interrupted as late:
+        return batch if batch.interrupted is not None else batch._replace(interrupted=late)
+    return batch
+
+
 def interrupted_line(batch: Batch, outputs: Outputs) -> str:
     """Where the finished results are and how to go on."""
     assert batch.interrupted is not None
+    if outputs.as_json and not outputs.results_file:
+        return (f"bredos-npu: stopped by {batch.interrupted.name} after {batch.done} images; their "
+                'results were printed (the JSON says "interrupted"): write them with --jsonl FILE '
+                "to be able to continue a run with --resume.")
     kept = []
     if outputs.results_file:
         kept.append(f"in {shown(outputs.results_file)}")
