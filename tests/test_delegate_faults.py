@@ -10,6 +10,7 @@ import ctypes
 import json
 import os
 import shutil
+import time
 
 import pytest
 from cli_runner import run_cli
@@ -17,7 +18,7 @@ from conftest import CAT, DEFAULT_MODEL, IMAGES
 
 import bredos_npu
 from bredos_npu.doctor import diagnose
-from bredos_npu.errors import EXIT_BACKEND, EXIT_NPU_NOT_READY, BackendError, Reason
+from bredos_npu.errors import EXIT_BACKEND, EXIT_NPU_NOT_READY, BackendError, Reason, UsageError
 from bredos_npu.runtime import probe
 
 
@@ -133,7 +134,7 @@ def test_verdicts_are_cached_per_library_and_model(delegates, monkeypatch, tmp_p
     assert (first.outcome, first.stage, first.detail, first.cached) == (
         probe.CRASHED, probe.CREATE, "SIGSEGV", False)
     again = probe.probe_delegate(library, DEFAULT_MODEL)
-    assert again.cached and again._replace(cached=False) == first
+    assert again.cached and again.log == "" and again._replace(cached=False, log=first.log) == first
     assert len(list((tmp_path / "cache" / "delegate-probes").glob("*.json"))) == 1
     other_model = probe.probe_delegate(library, IMAGES.parent / "models" /
                                        "mobilenet_v1_0.25_128_quant.tflite")
@@ -143,6 +144,35 @@ def test_verdicts_are_cached_per_library_and_model(delegates, monkeypatch, tmp_p
     os.utime(library, ns=(1, 1))
     replaced = probe.probe_delegate(library, DEFAULT_MODEL)
     assert (replaced.outcome, replaced.cached) == (probe.OK, False)
+
+
+def test_crash_and_hang_verdicts_are_tried_again_after_a_day(delegates, monkeypatch, tmp_path):
+    """A crash may come from the board's state, not the library: after a day (or
+    $BREDOS_NPU_PROBE_RETRY_AFTER seconds) the probe runs again. "ok" verdicts stay."""
+    folder = tmp_path / "verdicts"
+    monkeypatch.setenv("BREDOS_NPU_PROBE_CACHE", str(folder))
+    crash, fine = delegates["segv_create"], delegates["passthrough"]
+    assert probe.probe_delegate(crash, DEFAULT_MODEL).outcome == probe.CRASHED
+    assert probe.probe_delegate(fine, DEFAULT_MODEL).ok
+    files = {json.loads(f.read_text())["outcome"]: f for f in folder.glob("*.json")}
+
+    def written_ago(seconds):
+        for path in files.values():
+            os.utime(path, (time.time() - seconds,) * 2)
+
+    written_ago(probe.DEFAULT_RETRY_AFTER - 60)
+    assert probe.probe_delegate(crash, DEFAULT_MODEL).cached
+    written_ago(probe.DEFAULT_RETRY_AFTER + 60)
+    again = probe.probe_delegate(crash, DEFAULT_MODEL)
+    assert (again.outcome, again.cached) == (probe.CRASHED, False)
+    assert time.time() - files[probe.CRASHED].stat().st_mtime < 60  # the new verdict, for a day
+    assert probe.probe_delegate(fine, DEFAULT_MODEL).cached
+    monkeypatch.setenv("BREDOS_NPU_PROBE_RETRY_AFTER", "30")
+    written_ago(40)
+    assert not probe.probe_delegate(crash, DEFAULT_MODEL).cached
+    monkeypatch.setenv("BREDOS_NPU_PROBE_RETRY_AFTER", "a day")
+    with pytest.raises(UsageError, match="BREDOS_NPU_PROBE_RETRY_AFTER='a day' is not a number above 0"):
+        probe.probe_delegate(crash, DEFAULT_MODEL)
 
 
 def test_clean_failures_are_not_cached(delegates, monkeypatch, tmp_path):

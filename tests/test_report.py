@@ -81,6 +81,8 @@ def test_a_crashing_delegate_is_that_models_result_and_the_report_goes_on(board_
     assert crashed["verdict"] == "crashed"
     assert "SIGABRT" in crashed["reason"] and "first invoke" in crashed["reason"]
     assert crashed["cpu"]["status"] == "measured"  # the CPU side still measured
+    # load()'s probe caught the crash; what the delegate said before it is the model's Teflon log
+    assert crashed["teflon_log"]["supported_ops"] == op_indices(DEFAULT_MODEL, "RESHAPE")
     # The second model is float: it never reaches the delegate, and is still measured on the CPU.
     assert other["npu"]["status"] == "not measured" and "float" in other["npu"]["reason"]
     assert other["cpu"]["status"] == "measured"

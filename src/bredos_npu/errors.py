@@ -103,7 +103,7 @@ class Reason(Enum):
     NO_DELEGATE = "no_delegate"
     DELEGATE_REFUSED_MODEL = "delegate_refused_model"
     DELEGATE_TOOK_NOTHING = "delegate_took_nothing"
-    DELEGATE_CRASHED = "delegate_crashed"  # in the probe's child process (data: stage, signal)
+    DELEGATE_CRASHED = "delegate_crashed"  # in the probe's child process (data: stage, detail, log)
     DELEGATE_HUNG = "delegate_hung"  # the probe's deadline passed (data: stage, timeout)
     DELEGATE_FAILED = "delegate_failed"  # at inference, after loading (data: library)
     PARALLEL_FAILED = "parallel_failed"

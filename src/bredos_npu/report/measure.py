@@ -6,6 +6,7 @@ process (:mod:`bredos_npu.report.child`) so that a delegate crash becomes that m
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 
 from bredos_npu.report.child import INPUTS_FILE, ChildOutcome, run_measurement
 from bredos_npu.report.teflon_log import parse_teflon_log
+from bredos_npu.runtime.probe import PROBE_CACHE_ENV
 
 AGREES, DIFFERS, CRASHED, NOT_MEASURED = "agrees", "differs", "crashed", "not measured"
 # Two results agree when the NPU's outputs stay within this many output quantization steps of the
@@ -63,6 +65,9 @@ def measure_in_child(spec: dict[str, Any], inputs: list[np.ndarray],
                      debug=True)
     except BredosNpuError as why:
         if why.reason in (Reason.DELEGATE_CRASHED, Reason.DELEGATE_HUNG):  # in load()'s probe
+            # The probe's child printed Teflon's account: pass it on to the parent like ours.
+            sys.stderr.write(why.data.get("log", ""))
+            sys.stderr.flush()
             return {"status": CRASHED, "reason": why.fact}, []
         return {"status": NOT_MEASURED, "reason": str(why)}, []
     info = model.backend
@@ -157,7 +162,10 @@ def measure_model(path: Path, images: list[Path], plan: Plan, root: str | None =
             np.savez(folder / INPUTS_FILE, **{f"input_{i}": t for i, t in enumerate(tensors)})
             spec = {"model": str(path), "backend": backend, "delegate": delegate, "root": root,
                     "plan": plan.as_dict(), "parallel": backend == "npu"}
-            env = {"TEFLON_DEBUG": "verbose"} if backend == "npu" else {}
+            # A probe verdict of its own (not the cache's): the report measures now, and a
+            # crash's log (Teflon's account) exists only when the probe really runs.
+            env = {"TEFLON_DEBUG": "verbose", PROBE_CACHE_ENV: str(Path(scratch) / "probes")} \
+                if backend == "npu" else {}
             runs[backend] = run_measurement(spec, folder, plan.timeout_s, env)
     record["cpu"] = _backend_record(runs["cpu"])
     record["npu"] = _backend_record(runs["npu"])

@@ -125,7 +125,7 @@ def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str) ->
         kind = Reason.DELEGATE_CRASHED if verdict.outcome == CRASHED else Reason.DELEGATE_HUNG
         raise BackendError(f"NPU not used: {verdict.reason(library)}", "run it on the CPU", kind,
                            library=library, path=model_path, stage=verdict.stage,
-                           detail=verdict.detail)
+                           detail=verdict.detail, log=verdict.log)
 
 
 class NpuPlan(NamedTuple):

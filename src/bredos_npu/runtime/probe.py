@@ -9,7 +9,11 @@ sentence, and the caller falls back to the CPU (``auto``) or refuses (``npu``).
 The verdict is cached per (library file, model sha256, TFLite runtime, kernel release) so the cost
 (one Python start and one inference, about 0.4 s plus the NPU's first compilation) is paid once.
 Clean failures (the library returns no delegate, the interpreter refuses it) are not cached: they
-depend on the device's state, cost nothing, and the in-process path explains them anyway.
+depend on the device's state, cost nothing, and the in-process path explains them anyway. A crash
+or a hang is believed for a day ($BREDOS_NPU_PROBE_RETRY_AFTER seconds), then tried again: it may
+have come from the device's state (firmware, a loaded module, a busy or overheated board) rather
+than from the identity in the key, and an NPU refused forever for a passing reason costs far more
+than one more probe.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +32,8 @@ from bredos_npu.runtime.child_process import run_child
 
 PROBE_TIMEOUT_ENV = "BREDOS_NPU_PROBE_TIMEOUT"
 PROBE_CACHE_ENV = "BREDOS_NPU_PROBE_CACHE"
+RETRY_AFTER_ENV = "BREDOS_NPU_PROBE_RETRY_AFTER"
+DEFAULT_RETRY_AFTER = 86400.0  # seconds a crashed or hung verdict is believed
 DEFAULT_TIMEOUT = 60.0  # seconds: a Python start, a model load and the NPU's first compilation
 PROBE_FOLDER = "delegate-probes"
 
@@ -38,6 +45,7 @@ INVOKE = "running the first invoke on a zero input"
 
 OK, FAILED, CRASHED, HUNG = "ok", "failed", "crashed", "hung"
 CACHED_OUTCOMES = (OK, CRASHED, HUNG)
+EXPIRING_OUTCOMES = (CRASHED, HUNG)
 
 
 class ProbeVerdict(NamedTuple):
@@ -47,6 +55,7 @@ class ProbeVerdict(NamedTuple):
     that was running when it stopped (see the module's constants). detail: the signal, the error
     or the exit status. said: the last lines the library printed on stderr. seconds: what the probe
     cost when it ran. cached: True when this verdict comes from the cache (no child was started).
+    log: all the child printed on stderr (e.g. Teflon's TEFLON_DEBUG account); empty when cached.
     """
 
     outcome: str
@@ -55,6 +64,7 @@ class ProbeVerdict(NamedTuple):
     said: tuple[str, ...]
     seconds: float
     cached: bool = False
+    log: str = ""  # everything the child printed on stderr (not cached)
 
     @property
     def ok(self) -> bool:
@@ -104,13 +114,25 @@ def _key(library: Path, model_digest: str) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
 
-def _read_cached(path: Path) -> ProbeVerdict | None:
+def retry_after() -> float:
+    """Seconds a crashed or hung verdict is believed: $BREDOS_NPU_PROBE_RETRY_AFTER, else a day."""
+    from bredos_npu.environment import env_number
+
+    return env_number(RETRY_AFTER_ENV, DEFAULT_RETRY_AFTER, limit=1e10)
+
+
+def _read_cached(path: Path, now: float | None = None) -> ProbeVerdict | None:
+    """The verdict cached in ``path``; None when there is none, it is damaged, or it is a crash
+    or hang written more than :func:`retry_after` seconds before ``now`` (default: the time)."""
     try:
         data = json.loads(path.read_text())
         verdict = ProbeVerdict(data["outcome"], data["stage"], data["detail"], tuple(data["said"]),
                                float(data["seconds"]), cached=True)
+        age = (time.time() if now is None else now) - path.stat().st_mtime
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or damaged: probe again
+    if verdict.outcome in EXPIRING_OUTCOMES and age > retry_after():
+        return None
     return verdict if verdict.outcome in CACHED_OUTCOMES else None
 
 
@@ -119,7 +141,7 @@ def _write_cached(path: Path, verdict: ProbeVerdict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".part", delete=False) as out:
-            json.dump(verdict._asdict(), out)
+            json.dump({k: v for k, v in verdict._asdict().items() if k not in ("cached", "log")}, out)
         os.replace(out.name, path)
     except OSError:
         pass
@@ -153,14 +175,14 @@ def _run_child(library: Path, model: Path, timeout: float) -> ProbeVerdict:
     said = tuple(_printable(line) for line in ran.stderr.splitlines()
                  if line.strip() and not line.startswith("INFO: "))[-2:]
     if ran.timed_out:
-        return ProbeVerdict(HUNG, stage, f"{timeout:g} s", said, ran.seconds)
+        return ProbeVerdict(HUNG, stage, f"{timeout:g} s", said, ran.seconds, log=ran.stderr)
     if ran.signal:
-        return ProbeVerdict(CRASHED, stage, ran.signal, said, ran.seconds)
+        return ProbeVerdict(CRASHED, stage, ran.signal, said, ran.seconds, log=ran.stderr)
     if lines and lines[-1] == "ok":
-        return ProbeVerdict(OK, stage, "", (), ran.seconds)
+        return ProbeVerdict(OK, stage, "", (), ran.seconds, log=ran.stderr)
     if lines and lines[-1].startswith("failed "):
-        return ProbeVerdict(FAILED, stage, lines[-1][7:], said, ran.seconds)
-    return ProbeVerdict(CRASHED, stage, f"exit status {ran.returncode}", said, ran.seconds)
+        return ProbeVerdict(FAILED, stage, lines[-1][7:], said, ran.seconds, log=ran.stderr)
+    return ProbeVerdict(CRASHED, stage, f"exit status {ran.returncode}", said, ran.seconds, log=ran.stderr)
 
 
 def _printable(text: str) -> str:
