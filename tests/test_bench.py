@@ -12,7 +12,7 @@ from conftest import CAT
 from PIL import Image
 
 CSV_COLUMNS = [
-    "backend", "available", "reason", "init_ms", "first_ms", "warmup_mean_ms", "mean_ms", "std_ms",
+    "model", "backend", "available", "reason", "init_ms", "first_ms", "warmup_mean_ms", "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "inferences_per_s", "runs", "speedup_vs_cpu",
     "npu_nodes", "xnnpack_nodes", "model_nodes", "threads", "cpus", "parallel_interpreters",
     "parallel_threads_each", "parallel_per_s", "parallel_efficiency",
@@ -61,7 +61,7 @@ def test_text_table_says_not_available(capfd, no_npu):
 def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
     # The passthrough delegate loads but claims nothing: its timings would be CPU timings.
     library = delegates["passthrough"]
-    data = bench_json(capfd, "--backends", "npu,cpu", "--delegate", str(library))
+    data = bench_json(capfd, "-b", "npu", "-b", "cpu", "--delegate", str(library))
     npu, cpu = data["backends"]
     assert npu["available"] is False and npu["latencies_ms"] == [] and npu["mean_ms"] is None
     assert npu["reason"] == (f"the delegate {library} took none of this model's operators, so "
@@ -70,12 +70,12 @@ def test_npu_figures_need_nodes_on_the_npu(capfd, delegates):
 
 
 def test_image_input(capfd):
-    data = bench_json(capfd, "--backends", "cpu", "--image", str(CAT))
+    data = bench_json(capfd, "-b", "cpu", "--image", str(CAT))
     assert data["input"] == str(CAT) and data["backends"][0]["available"]
 
 
 def test_parallel_interpreters(capfd):
-    data = bench_json(capfd, "--backends", "cpu", "--parallel", "2")
+    data = bench_json(capfd, "-b", "cpu", "--parallel", "2")
     cpu = data["backends"][0]
     assert cpu["parallel_interpreters"] == 2 and cpu["parallel_threads_each"] >= 1
     assert 0 < cpu["parallel_efficiency"] < 1.5 and cpu["parallel_per_s"] > 0
@@ -96,38 +96,40 @@ def test_csv_and_plot(capfd, tmp_path, no_npu):
 def test_existing_output_is_not_overwritten(capfd, tmp_path):
     table = tmp_path / "bench.csv"
     table.write_text("precious\n")
-    outcome = run_cli(capfd, "bench", "--runs", "2", "--backends", "cpu", "--csv", table)
+    outcome = run_cli(capfd, "bench", "--runs", "2", "-b", "cpu", "--csv", table)
     assert outcome.code == 9
     assert outcome.err.strip() == (f"bredos-npu: error: {table} already exists: pass --force to "
                                    "overwrite it, or choose another name.")
     assert table.read_text() == "precious\n"
-    forced = run_cli(capfd, "bench", "--runs", "2", "--backends", "cpu", "--csv", table, "--force")
-    assert forced.code == 0 and table.read_text().startswith("backend,")
+    forced = run_cli(capfd, "bench", "--runs", "2", "-b", "cpu", "--csv", table, "--force")
+    assert forced.code == 0 and table.read_text().startswith("model,backend,")
 
 
 def test_bad_backend_list(capfd):
-    outcome = run_cli(capfd, "bench", "--backends", "gpu")
-    assert outcome.code == 2 and "choose from cpu, npu" in outcome.err
+    outcome = run_cli(capfd, "bench", "-b", "gpu")
+    assert outcome.code == 2
+    assert outcome.err == ("bredos-npu bench: invalid value for '-b' / '--backend': 'gpu' is not one of "
+                           "'cpu', 'npu' (see bredos-npu bench --help)\n")
 
 
 def test_exit_status_when_nothing_could_be_measured(capfd, no_npu):
-    outcome = run_cli(capfd, "bench", "--backends", "npu", "--runs", "2")
+    outcome = run_cli(capfd, "bench", "-b", "npu", "--runs", "2")
     assert outcome.code == 7
     assert "npu: not available: no NPU device node" in outcome.out
 
 
 def test_plot_format_follows_the_extension(capfd, tmp_path, no_npu):
     svg = tmp_path / "latency.svg"
-    assert run_cli(capfd, "bench", "--backends", "cpu", "--runs", "3", "--plot", svg).code == 0
+    assert run_cli(capfd, "bench", "-b", "cpu", "--runs", "3", "--plot", svg).code == 0
     assert svg.read_text().lstrip().startswith("<?xml")
-    outcome = run_cli(capfd, "bench", "--backends", "cpu", "--runs", "3", "--plot", tmp_path / "p.txt")
+    outcome = run_cli(capfd, "bench", "-b", "cpu", "--runs", "3", "--plot", tmp_path / "p.txt")
     assert outcome.code == 9 and "use a .png, .svg, .pdf or .jpg name" in outcome.err
 
 
 def test_image_needs_a_single_input_model(capfd):
     from conftest import MODELS
 
-    outcome = run_cli(capfd, "bench", MODELS / "split_concat.tflite", "--backends", "cpu",
+    outcome = run_cli(capfd, "bench", "-m", MODELS / "split_concat.tflite", "-b", "cpu",
                       "--image", CAT, "--runs", "1")
     assert outcome.code == 2
     assert "--image needs a model with one image input; split_concat.tflite has 3 inputs" in outcome.err
@@ -139,7 +141,7 @@ def test_json_and_csv_on_stdout_conflict(capfd):
 
 
 def test_npu_figures_when_the_delegate_takes_nodes(capfd, delegates):
-    data = bench_json(capfd, "--backends", "cpu,npu", "--delegate", str(delegates["claiming"]))
+    data = bench_json(capfd, "-b", "cpu", "-b", "npu", "--delegate", str(delegates["claiming"]))
     cpu, npu = data["backends"]
     assert npu["available"] and npu["npu_nodes"] == 1 and len(npu["latencies_ms"]) == 5
     assert cpu["available"] and cpu["npu_nodes"] == 0

@@ -90,7 +90,7 @@ def test_a_crashing_delegate_is_that_models_result_and_the_report_goes_on(board_
 
 def test_without_an_npu_every_npu_field_says_not_measured_and_why(tmp_path, capfd):
     out = tmp_path / "report.json"
-    done = run_cli(capfd, "report", "--models", str(SMALL), "--quick", "-o", out,
+    done = run_cli(capfd, "report", "-m", str(SMALL), "--quick", "-o", out,
                    "--markdown", tmp_path / "report.md")
     assert done.code == 0, done.err
     report = checked(json.loads(out.read_text()))
@@ -107,7 +107,7 @@ def test_without_an_npu_every_npu_field_says_not_measured_and_why(tmp_path, capf
 def test_existing_report_files_are_kept(tmp_path, capfd):
     out = tmp_path / "report.json"
     out.write_text("mine")
-    done = run_cli(capfd, "report", "--models", str(SMALL), "--quick", "-o", out)
+    done = run_cli(capfd, "report", "-m", str(SMALL), "--quick", "-o", out)
     assert done.code == EXIT_OUTPUT and out.read_text() == "mine"
     assert len(done.err.strip().splitlines()) == 1
 
@@ -148,7 +148,7 @@ def test_the_report_holds_no_private_data(tmp_path, monkeypatch, fake_system, ca
     fake_system.write("/proc/device-tree/serial-number", "9f3c2a7e51d0b844\0")
     fake_system.write("/proc/cpuinfo", "processor\t: 0\nSerial\t\t: 9f3c2a7e51d0b844\n")
     out, markdown = tmp_path / "r.json", tmp_path / "r.md"
-    done = run_cli(capfd, "report", "--models", str(model), "--quick", "--root", fake_system.base,
+    done = run_cli(capfd, "report", "-m", str(model), "--quick", "--root", fake_system.base,
                    "-o", out, "--markdown", markdown)
     assert done.code == 0, done.err
     checked(json.loads(out.read_text()))

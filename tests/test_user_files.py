@@ -505,9 +505,9 @@ def test_very_deep_and_too_long_trees_are_walked_or_reported(capfd, tmp_path, de
 
 @pytest.mark.parametrize("command", [
     ("classify", *FAST, CAT, "--jsonl"),
-    ("bench", "--backends", "cpu", "--runs", "1", "--warmup", "0", "--csv"),
+    ("bench", "-b", "cpu", "--runs", "1", "--warmup", "0", "--csv"),
     ("inspect", MODELS / "split_concat.tflite", "--plot"),
-    ("report", "--models", MODELS / "split_concat.tflite", "--quick", "--root", "{root}", "-o"),
+    ("report", "-m", MODELS / "split_concat.tflite", "--quick", "--root", "{root}", "-o"),
 ], ids=lambda command: command[0])
 def test_force_replaces_the_file_and_only_then(capfd, tmp_path, command):
     """Every command's output honours --force: kept without it, replaced with it."""

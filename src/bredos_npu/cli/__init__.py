@@ -8,6 +8,7 @@ import traceback
 
 import click
 
+from bredos_npu.cli.common import shows_help, usage_line, with_global_options
 from bredos_npu.errors import EXIT_ERROR, EXIT_USAGE, BredosNpuError
 
 DEBUG_ENV = "BREDOS_NPU_DEBUG"
@@ -33,7 +34,7 @@ class Commands(click.Group):
         if name in COMMANDS:
             from importlib import import_module
 
-            return getattr(import_module(COMMANDS[name]), name)
+            return with_global_options(getattr(import_module(COMMANDS[name]), name))
         from bredos_npu.errors import UsageError
         from bredos_npu.tasks import registry
 
@@ -43,22 +44,18 @@ class Commands(click.Group):
             return None
         from bredos_npu.cli.tasks import task_command
 
-        return task_command(task)
+        return with_global_options(task_command(task))
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bredos-npu", prog_name="bredos-npu")
-@click.option("--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs.")
-@click.option("--offline", is_flag=True, help="Never download; use only cached or local models.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Run TensorFlow Lite models on the RK3588 NPU (Mesa Teflon), with CPU fallback."""
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug or ctx.obj.get("debug", False)
-    if offline:
-        from bredos_npu.models.zoo import OFFLINE_ENV
 
-        os.environ[OFFLINE_ENV] = "1"
+
+with_global_options(cli)
 
 
 def wants_debug(argv: list[str]) -> bool:
@@ -79,8 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         code = 130
+    except click.UsageError as exc:
+        if shows_help(exc):
+            exc.show()
+        else:
+            from bredos_npu.cli.terminal import for_terminal
+
+            click.echo(for_terminal(usage_line(exc)), err=True)
+        code = exc.exit_code or EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
+        from bredos_npu.cli.terminal import for_terminal
+
+        click.echo(f"bredos-npu: error: {for_terminal(exc.format_message())}", err=True)
         code = exc.exit_code or EXIT_USAGE
     except BredosNpuError as exc:
         if debug:

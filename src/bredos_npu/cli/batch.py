@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,13 +243,13 @@ def input_key(source: Any) -> str:
 class Plan:
     """What a run will do: the inputs left, where their pictures go, what was done before."""
 
-    sources: Iterable[Any]
+    sources: Sequence[Any]  # listed up front, so progress bars know the total
     pictures: list[Path] | None = None  # per input, for -o FOLDER
     previous: Previous = NOTHING_BEFORE
     skipped: list[int] = field(default_factory=lambda: [0])  # a box, counted while sources are read
 
 
-def plan_run(sources: Iterable[Any], view: Task, outputs: Outputs, inputs: int | None) -> Plan:
+def plan_run(sources: Sequence[Any], view: Task, outputs: Outputs, inputs: int | None) -> Plan:
     """Skip what a --resume run finds done; for -o FOLDER, name every picture and check them all
     for conflicts before the first image is processed."""
     previous = read_previous(outputs, view)
@@ -257,15 +257,9 @@ def plan_run(sources: Iterable[Any], view: Task, outputs: Outputs, inputs: int |
     if outputs.pictures and not _single_file_target(outputs.pictures, inputs):
         return _plan_pictures(plan, view, outputs)
 
-    def remaining() -> Iterator[Any]:
-        for source in sources:
-            if input_key(source) in previous.inputs:
-                plan.skipped[0] += 1
-            else:
-                yield source
-
     if previous.inputs:
-        plan.sources = remaining()
+        plan.sources = [source for source in sources if input_key(source) not in previous.inputs]
+        plan.skipped[0] = len(sources) - len(plan.sources)
     return plan
 
 
@@ -391,7 +385,7 @@ def run_batch(results: Iterator[Result], view: Task, outputs: Outputs, inputs: i
     with interruptible() as guard, ExitStack() as stack:
         records = ResultsFile(outputs, view, plan.previous) if outputs.jsonl or outputs.csv else None
         try:
-            bar = stack.enter_context(progress_bar(None, "img", enabled=outputs.quiet))
+            bar = stack.enter_context(progress_bar(len(plan.sources), "img", enabled=outputs.quiet))
             for result in results:
                 with guard.hold():
                     bar.update(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import click
 
@@ -11,19 +12,15 @@ from bredos_npu.cli.options import warn_hazards
 from bredos_npu.cli.progress import progress_bar
 from bredos_npu.errors import BackendError
 
-
-def _backends(value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in ("cpu", "npu")]
-    if unknown or not names:
-        raise click.BadParameter(f"choose from cpu, npu (got {value!r})")
-    return list(dict.fromkeys(names))
+MEASURED = ("cpu", "npu")
 
 
 @click.command()
-@click.argument("model", required=False, type=click.Path(readable=False))
-@click.option("--backends", default="cpu,npu", show_default=True,
-              help="Comma-separated backends to measure.")
+@click.option("-m", "--model", "models", multiple=True, type=click.Path(readable=False),
+              help="A .tflite file or a zoo name; repeat to measure several "
+                   "(default: the bundled MobileNet V2 quant).")
+@click.option("-b", "--backend", "backends", multiple=True, type=click.Choice(MEASURED),
+              help="A backend to measure; repeat for several (default: cpu and npu).")
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
               help="Timed inferences per backend.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
@@ -37,12 +34,11 @@ def _backends(value: str) -> list[str]:
 @click.option("--csv", "csv_path", metavar="FILE", help="Also write one row per backend to FILE.")
 @click.option("--plot", metavar="FILE.png", help="Draw the latency distributions side by side.")
 @click.option("--force", is_flag=True, help="Overwrite --csv/--plot files that exist.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmup: int, threads: int | None,
-          parallel: int, image: str | None, delegate: str | None, as_json: bool,
-          csv_path: str | None, plot: str | None, force: bool, debug: bool) -> None:
-    """Benchmark MODEL (default: the bundled MobileNet V2) on each backend.
+def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...], runs: int, warmup: int,
+          threads: int | None, parallel: int, image: str | None, delegate: str | None, as_json: bool,
+          csv_path: str | None, plot: str | None, force: bool) -> None:
+    """Benchmark models (default: the bundled MobileNet V2) on each backend.
 
     Per backend: init (load, delegate, allocate), first inference, warm-up, then mean, std, min,
     p50, p90, p99, max and inferences/s, with the speedup over the CPU. A backend that cannot run
@@ -52,7 +48,8 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
     from bredos_npu.outputs import atomic_open, check_output
     from bredos_npu.runtime.bench import benchmark
 
-    names = _backends(backends)
+    names = list(dict.fromkeys(backends)) or list(MEASURED)
+    chosen: list[str | None] = list(dict.fromkeys(models)) or [None]
     if as_json and csv_path == "-":
         raise click.UsageError("--json and --csv - both write to standard output: choose one")
     if csv_path:
@@ -63,38 +60,59 @@ def bench(ctx: click.Context, model: str | None, backends: str, runs: int, warmu
         check_plot_path(plot, force)
     from bredos_npu.cli.progress import model_file
 
-    path = model_file(model)  # a zoo name is fetched once, here; the rest reads the file
-    results = []
-    total = len(names) * runs * (1 + (parallel if parallel > 1 else 0))
-    with progress_bar(total, "inf", enabled=not as_json) as bar:
-        for name in names:
-            bar.set_description(name)
-            results.append(benchmark(path, name, runs, warmup, threads, delegate, image, parallel,
-                                     bar.update))
-    from bredos_npu.models.inspection.analysis import inspect_model
-
-    prediction = inspect_model(path).summary
-    rows = render.bench_rows(results)
+    paths = {model: model_file(model) for model in chosen}  # zoo names are fetched once, here
+    each = runs * (1 + (parallel if parallel > 1 else 0))  # progress steps per model and backend
+    measured = []
+    with progress_bar(len(chosen) * len(names) * each, "inf", enabled=not as_json) as bar:
+        for model in chosen:
+            results = []
+            for name in names:
+                bar.set_description(name if len(chosen) == 1 else f"{_name(model)} {name}")
+                before = bar.n
+                results.append(benchmark(paths[model], name, runs, warmup, threads, delegate, image, parallel,
+                                         bar.update))
+                bar.update(each - (bar.n - before))  # a backend that could not run counts as done
+            measured.append((model, results))
+    reports = [_report(model, paths[model], results, image, runs) for model, results in measured]
     if csv_path:
         with atomic_open(csv_path, replace=force) as out:
+            rows = [{"model": _name(model), **row} for model, results in measured
+                    for row in render.bench_rows(results)]
             writer = csv.DictWriter(out, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     if plot:
         from bredos_npu.plotting import plot_latencies
 
-        plot_latencies(results, plot, replace=force)
+        plot_latencies([run for _, results in measured for run in results], plot, replace=force)
     if as_json:
-        click.echo(json.dumps({**render.bench_dict(results, model, image),
-                               "teflon_prediction": prediction}, indent=2))
+        documents = [document for document, _ in reports]
+        click.echo(json.dumps(documents[0] if len(documents) == 1 else {"models": documents}, indent=2))
     elif csv_path != "-":  # with --csv - standard output carries the CSV only
-        click.echo(render.bench_text(results, model, image, runs))
-        click.echo(f"Teflon prediction (bredos-npu inspect): {prediction}")
+        click.echo("\n\n".join(text for _, text in reports))
     for path in (csv_path, plot):
         if path and path != "-" and not as_json:
             click.echo(f"written: {path}")
-    for run in results:  # the same warnings the other commands print for the NPU
-        if run.info is not None:
-            warn_hazards(run.info.hazards)
-    if not any(run.latencies_ms for run in results):
+    for _, results in measured:  # the same warnings the other commands print for the NPU
+        for run in results:
+            if run.info is not None:
+                warn_hazards(run.info.hazards)
+    if not any(run.latencies_ms for _, results in measured for run in results):
         ctx.exit(BackendError.exit_code)  # nothing could be measured: scripts should notice
+
+
+def _name(model: str | None) -> str:
+    return model or "bundled default"
+
+
+def _report(model: str | None, path: Path, results: list, image: str | None, runs: int
+            ) -> tuple[dict, str]:
+    """The JSON document and the text of one model's runs, with inspect's prediction."""
+    from bredos_npu.cli import render
+    from bredos_npu.models.inspection.analysis import inspect_model
+
+    prediction = inspect_model(path).summary
+    document = {**render.bench_dict(results, model, image), "teflon_prediction": prediction}
+    text = (render.bench_text(results, model, image, runs)
+            + f"\nTeflon prediction (bredos-npu inspect): {prediction}")
+    return document, text

@@ -14,10 +14,8 @@ from bredos_npu.errors import EXIT_NPU_NOT_READY, EXIT_OK
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.option("--root", metavar="DIR", help="Read the system below DIR (default: $BREDOS_NPU_ROOT or /).")
 @click.option("--delegate", metavar="PATH", help="Check this delegate library instead of searching.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool, root: str | None, delegate: str | None,
-           debug: bool) -> None:
+def doctor(ctx: click.Context, as_json: bool, root: str | None, delegate: str | None) -> None:
     """Check SoC, kernel, driver, device, Teflon and Python runtime.
 
     Exit status: 0 when the NPU is ready, 3 when only the CPU can be used.

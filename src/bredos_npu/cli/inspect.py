@@ -8,7 +8,9 @@ import click
 
 
 @click.command()
-@click.argument("model", type=click.Path(readable=False))
+@click.argument("model", required=False, type=click.Path(readable=False))
+@click.option("-m", "--model", "model_option", type=click.Path(readable=False),
+              help="A .tflite file or a zoo name, as MODEL (default: the bundled MobileNet V2 quant).")
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
 @click.option("--runtime", is_flag=True,
               help="Also load the model on the NPU and compare with the nodes Teflon really takes.")
@@ -17,10 +19,10 @@ import click
 @click.option("--force", is_flag=True, help="Overwrite the --plot file if it exists.")
 @click.option("--compare", "report_path", metavar="REPORT.json",
               help="List the ops where the prediction differs from a board's `bredos-npu report`.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate: str | None,
-            force: bool, report_path: str | None, debug: bool) -> None:
-    """Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.
+def inspect(model: str | None, model_option: str | None, as_json: bool, runtime: bool, plot: str | None,
+            delegate: str | None, force: bool, report_path: str | None) -> None:
+    """Predict which operators of MODEL (default: the bundled MobileNet V2) Mesa Teflon runs on
+    the RK3588 NPU, and why not the rest.
 
     Per operator: type, shapes, dtypes, quantization, strides, dilation, padding, activation,
     MACs and the verdict (npu/cpu with the reason), hazards, partitions and advice.
@@ -29,6 +31,9 @@ def inspect(model: str, as_json: bool, runtime: bool, plot: str | None, delegate
     from bredos_npu.models.inspection.analysis import inspect_model
     from bredos_npu.plotting import check_plot_path
 
+    if model and model_option:
+        raise click.UsageError("name the model once: as MODEL or with -m")
+    model = model or model_option
     if plot:
         check_plot_path(plot, force)
     from bredos_npu.cli.progress import model_file

@@ -7,16 +7,13 @@ from typing import Any
 
 import click
 
+from bredos_npu.cli.common import debugging
 from bredos_npu.runtime.backends import BACKENDS
-
-debug_option = click.option(
-    "--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs."
-)
 
 
 def model_options(command: Callable[..., Any], default: str = "the bundled MobileNet V2 quant",
                   labels: bool = True) -> Callable[..., Any]:
-    """--model, --labels (for tasks that name classes), --backend, --delegate, --threads, --debug."""
+    """--model, --labels (for tasks that name classes), --backend, --delegate, --threads."""
     label_option = click.option("-l", "--labels", type=click.Path(readable=False),
                                 help="Label file (default: the one embedded in the model).")
     for option in reversed([
@@ -29,14 +26,13 @@ def model_options(command: Callable[..., Any], default: str = "the bundled Mobil
                      help="External delegate library (default: $BREDOS_NPU_DELEGATE, then libteflon.so)."),
         click.option("-t", "--threads", type=click.IntRange(min=1),
                      help="CPU threads (default: one per core of the fastest cluster)."),
-        debug_option,
     ]):
         command = option(command)
     return command
 
 
 def load_model(ctx: click.Context, model: str | None, *, backend: str = "auto", labels: str | None = None,
-               delegate: str | None = None, threads: int | None = None, debug: bool = False,
+               delegate: str | None = None, threads: int | None = None,
                check: Callable[[Any], Any] | None = None, **extra: Any) -> Any:
     """Load the model for a command, run ``check`` (does it fit the task?), then say on stderr,
     once, why the NPU is not used."""
@@ -46,7 +42,7 @@ def load_model(ctx: click.Context, model: str | None, *, backend: str = "auto", 
     bar = DownloadBar(str(model))
     try:
         net = load(model, backend, labels=labels, delegate=delegate, threads=threads,
-                   debug=debug or ctx.obj.get("debug", False), download_progress=bar, **extra)
+                   debug=debugging(ctx), download_progress=bar, **extra)
     finally:
         bar.close()
     if check is not None:

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def progress_bar(total: int | None, unit: str, enabled: bool = True) -> Any:
+@contextmanager
+def progress_bar(total: int | None, unit: str, enabled: bool = True) -> Iterator[Any]:
+    """A tqdm bar: with a ``total``, it shows N/total, the percentage and the time left, and
+    its last frame (100% when every step was counted) is drawn before it is cleared."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
-                disable=None if enabled else True)
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+               disable=None if enabled else True)
+    try:
+        yield bar
+    finally:
+        bar.refresh()  # tqdm draws at most every 0.1 s: the final count may not be on screen yet
+        bar.close()
 
 
 class DownloadBar:

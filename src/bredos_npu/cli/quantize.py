@@ -19,9 +19,8 @@ import click
               help="Measure agreement on this folder's images instead of holding out a quarter.")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Label file to pack into the output.")
 @click.option("--report", metavar="FILE.json", help="Also write the measurements as JSON.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
 def quantize(model: str, output: str, calibration: str, count: int, evaluation: str | None,
-             labels: str | None, report: str | None, debug: bool) -> None:
+             labels: str | None, report: str | None) -> None:
     """Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.
 
     Tries plain quantization, cross-layer equalization, and equalization with bias correction

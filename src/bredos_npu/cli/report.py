@@ -12,7 +12,7 @@ import click
               help="Write the JSON report to FILE ('-' for standard output).")
 @click.option("--markdown", "markdown_path", metavar="FILE",
               help="Also write the report as Markdown to FILE.")
-@click.option("--models", metavar="NAME", multiple=True,
+@click.option("-m", "--model", "models", metavar="MODEL", multiple=True,
               help="A zoo name or .tflite file to measure (repeatable; default: the bundled "
                    "classifier and the zoo's default detect/segment/pose models).")
 @click.option("--images", metavar="DIR",
@@ -22,9 +22,8 @@ import click
 @click.option("--delegate", metavar="PATH",
               help="Delegate library (default: $BREDOS_NPU_DELEGATE, then libteflon.so).")
 @click.option("--force", is_flag=True, help="Overwrite report files that exist.")
-@click.option("--debug", is_flag=True, help="Show tracebacks and native logs.")
 def report(json_path: str, markdown_path: str | None, models: tuple[str, ...], images: str | None,
-           quick: bool, root: str | None, delegate: str | None, force: bool, debug: bool) -> None:
+           quick: bool, root: str | None, delegate: str | None, force: bool) -> None:
     """Measure the NPU against the CPU on this board and write a report to attach to an issue.
 
     Per model: inspect's prediction, the nodes the delegate really took, graph compile time,

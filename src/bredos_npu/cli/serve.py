@@ -75,12 +75,11 @@ def read_api_key(api_key: str | None, api_key_file: str | None) -> str | None:
 @click.option("--source", "sources", multiple=True, metavar="NAME=URL",
               help="Watch a video source continuously with the detection model (rtsp://, http(s)://, "
                    "/dev/videoN or a file; repeatable): live at /, status at /v1/streams (needs [video]).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and native (TFLite, Teflon) logs.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api_key: str | None,
           api_key_file: str | None, parallel: int, threads: int | None, backend: str,
           delegate: str | None, max_body: str, queue_size: int, timeout: float, max_predictions: int,
-          grace: float, sources: tuple[str, ...], debug: bool) -> None:
+          grace: float, sources: tuple[str, ...]) -> None:
     """Serve models over HTTP: DeepStack-compatible detection (Frigate, Home Assistant, Blue Iris),
     a native JSON API for every task, Prometheus metrics and a web page at /.
 
@@ -88,6 +87,7 @@ def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api
     With --source NAME=URL it also watches cameras: detections drawn live on the page (MJPEG),
     counters and latency at /v1/streams.
     """
+    from bredos_npu.cli.common import debugging
     from bredos_npu.serve import require_extra
 
     require_extra()
@@ -106,7 +106,7 @@ def serve(ctx: click.Context, host: str, port: int, models: tuple[str, ...], api
     key = read_api_key(api_key, api_key_file)
     specs = [ModelSpec.parse(text) for text in models] or default_specs()
     watched = source_specs(sources)
-    debug = debug or ctx.obj.get("debug", False)
+    debug = debugging(ctx)
     configure_logging(debug)
     served = load_models(specs, LoadOptions(backend, threads, delegate, parallel, debug))
     loaded_at = time.perf_counter()

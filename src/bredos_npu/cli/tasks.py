@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from bredos_npu.cli.batch import Outputs, batch_options, finish, plan_run, run_batch, task_results
+from bredos_npu.cli.common import debugging
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.cli.stream import (
     StreamOptions,
@@ -59,7 +60,7 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
     # On a cluster each worker chooses its own backend: here the model is only checked, on the CPU.
     net = load_model(ctx, model or task.default_model, check=task.check,
                      **{**params, "backend": "cpu" if cluster else params["backend"]})
-    sources = expand_sources(images, recursive) if images else iter([bundled.sample_image()])
+    sources = list(expand_sources(images, recursive)) if images else [bundled.sample_image()]
     default = model is None and task.default_model is None
     header = (model_header(net, default=default, has_classes=task.uses_labels)
               + f"\n  load {net.load_ms:.1f} ms")
@@ -68,7 +69,8 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
             task.name, video, parallel, reading, **options), task, outputs, stream, header)
         return
     plan = plan_run(sources, task, outputs, given_inputs(images) if images else 1)
-    load = {name: params.get(name) for name in ("backend", "labels", "delegate", "threads", "debug")}
+    load = {name: params.get(name) for name in ("backend", "labels", "delegate", "threads")}
+    load["debug"] = debugging(ctx)
     results = task_results(net, task.name, plan.sources, options, parallel, cluster, ship, load)
     finish(ctx, net, run_batch(results, task, outputs, given_inputs(images), header, first_run_note(net),
                                plan), task, outputs)

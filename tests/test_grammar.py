@@ -1,0 +1,144 @@
+"""One CLI grammar: global options anywhere, one-line usage errors, the same option names in
+every command, progress bars with totals, through the real entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+
+import pytest
+from cli_runner import run_child, run_cli, run_on_terminal
+from conftest import CAT, IMAGES, MODELS
+from model_server import ModelServer
+
+from bredos_npu.errors import EXIT_MODEL, EXIT_USAGE
+
+NATIVE_LOG = "Created TensorFlow Lite XNNPACK delegate"  # TFLite's own line, shown only with --debug
+SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+OTHER = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_before_or_after_the_command(capfd, tmp_path, where):
+    args = ["classify", "-b", "cpu", CAT]  # TFLite logs once per process: a child each
+    native = run_child(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
+    assert native.returncode == 0 and NATIVE_LOG in native.stderr
+    if where == "before":
+        assert NATIVE_LOG not in run_child(*args).stderr
+    missing = ["inspect", tmp_path / "nope.tflite"]
+    failed = run_cli(capfd, *(["--debug", *missing] if where == "before" else [*missing, "--debug"]))
+    assert failed.code == EXIT_MODEL and "Traceback (most recent call last)" in failed.err
+
+
+@pytest.mark.parametrize("args", [
+    ("--offline", "detect", "-m", "ssd-mobilenet-v1", "-b", "cpu", CAT),
+    ("detect", "-m", "ssd-mobilenet-v1", "-b", "cpu", CAT, "--offline"),
+    ("inspect", "ssd-mobilenet-v1", "--offline"),
+    ("bench", "-m", "ssd-mobilenet-v1", "-b", "cpu", "--runs", "1", "--offline"),
+])
+def test_offline_before_or_after_the_command(capfd, tmp_path, monkeypatch, args):
+    monkeypatch.setenv("BREDOS_NPU_CACHE", str(tmp_path / "cache"))
+    with ModelServer([MODELS]) as server:
+        monkeypatch.setenv("BREDOS_NPU_MODEL_BASE_URL", server.url)
+        refused = run_cli(capfd, *args)
+        assert server.requests == []
+    assert refused.code == EXIT_MODEL, refused.err
+    assert "ssd-mobilenet-v1 is not in the cache and offline mode is on" in refused.err
+
+
+def test_global_options_are_declared_once_and_listed_by_every_command(capfd):
+    for command in ("classify", "pose", "bench", "inspect", "doctor", "serve", "report", "quantize"):
+        shown = run_cli(capfd, command, "--help")
+        assert shown.code == 0
+        assert shown.out.count("--debug") == 1 and shown.out.count("--offline") == 1, command
+    nested = run_cli(capfd, "models", "pull", "--help")
+    assert "--offline" in nested.out
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("classify", "--zzz"), "bredos-npu classify: no such option '--zzz' (see bredos-npu classify --help)"),
+    (("detect", "--forc"), "bredos-npu detect: no such option '--forc' (did you mean one of: '--force', "
+                           "'--track'?) (see bredos-npu detect --help)"),
+    (("quantize",), "bredos-npu quantize: missing argument 'MODEL' (see bredos-npu quantize --help)"),
+    (("models", "pull"),
+     "bredos-npu models pull: missing argument 'NAMES...' (see bredos-npu models pull --help)"),
+    (("classify", "-b", "gpu"), "bredos-npu classify: invalid value for '-b' / '--backend': 'gpu' is not "
+                                "one of 'auto', 'npu', 'cpu' (see bredos-npu classify --help)"),
+    (("classify", "-k", "many"), "bredos-npu classify: invalid value for '-k' / '--top-k': 'many' is not "
+                                 "a valid integer range (see bredos-npu classify --help)"),
+    (("segment", "--parallel", "0"), "bredos-npu segment: invalid value for '--parallel': 0 is not in the "
+                                     "range x>=1 (see bredos-npu segment --help)"),
+    (("bench", "--json", "--csv", "-"), "bredos-npu bench: --json and --csv - both write to standard "
+                                        "output: choose one (see bredos-npu bench --help)"),
+    (("nope",), "bredos-npu: no such command 'nope' (see bredos-npu --help)"),
+])
+def test_usage_errors_are_one_line(capfd, args, line):
+    outcome = run_cli(capfd, *args)
+    assert (outcome.code, outcome.out, outcome.err) == (EXIT_USAGE, "", line + "\n")
+
+
+def test_no_arguments_still_shows_the_help(capfd):
+    outcome = run_cli(capfd)
+    assert outcome.err.startswith("Usage: bredos-npu [OPTIONS] COMMAND")
+    assert "classify" in outcome.err
+
+
+def test_every_task_takes_csv_and_only_tasks_with_classes_take_labels(capfd):
+    for task in ("classify", "detect", "segment", "pose"):
+        shown = run_cli(capfd, task, "--help").out
+        assert "--csv FILE" in shown and "-m, --model" in shown and "-b, --backend" in shown
+        assert ("--labels" in shown) == (task != "pose"), task
+
+
+def test_inspect_defaults_to_the_bundled_model_and_takes_m(capfd):
+    default = run_cli(capfd, "inspect", "--json")
+    named = run_cli(capfd, "inspect", "-m", MODELS / "split_concat.tflite", "--json")
+    assert default.code == named.code == 0
+    assert json.loads(default.out)["model"].endswith("mobilenet_v2_1.0_224_quant.tflite")
+    assert json.loads(named.out)["model"].endswith("split_concat.tflite")
+    both = run_cli(capfd, "inspect", SMALL, "-m", OTHER)
+    assert both.code == EXIT_USAGE and both.err.count("\n") == 1
+
+
+def test_bench_measures_each_model_on_each_backend(capfd, tmp_path, fake_system, monkeypatch):
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))  # no NPU there
+    table = tmp_path / "bench.csv"
+    outcome = run_cli(capfd, "bench", "-m", SMALL, "-m", OTHER, "-b", "cpu", "-b", "npu", "--runs", "2",
+                      "--warmup", "0", "--json", "--csv", table)
+    assert outcome.code == 0, outcome.err
+    documents = json.loads(outcome.out)["models"]
+    assert [d["model"] for d in documents] == [str(SMALL), str(OTHER)]
+    for document in documents:
+        cpu, npu = document["backends"]
+        assert len(cpu["latencies_ms"]) == 2 and not npu["available"]
+    with table.open() as handle:
+        rows = [(r["model"], r["backend"]) for r in csv.DictReader(handle)]
+    assert rows == [(str(SMALL), "cpu"), (str(SMALL), "npu"), (str(OTHER), "cpu"), (str(OTHER), "npu")]
+
+
+def final_frame(terminal: str) -> str:
+    """The last bar tqdm drew before clearing its line."""
+    frames = [frame for frame in re.split(r"[\r\n]", terminal) if "|" in frame]
+    assert frames, terminal
+    return frames[-1]
+
+
+def test_bench_bar_reaches_its_total_when_the_npu_is_missing(fake_system, monkeypatch):
+    monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
+    code, terminal = run_on_terminal("bench", "-b", "cpu", "-b", "npu", "--runs", "5", "--warmup", "0")
+    assert code == 0, terminal
+    last = final_frame(terminal)
+    assert " 10/10 " in last and "100%" in last and last.startswith("npu")
+
+
+def test_folder_bar_shows_the_total_and_the_time_left(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        shutil.copy(IMAGES / "grace_hopper.jpg", folder / f"{index}.jpg")
+    code, terminal = run_on_terminal("classify", "-b", "cpu", folder, "--jsonl", tmp_path / "out.jsonl")
+    assert code == 0, terminal
+    last = final_frame(terminal)
+    assert re.search(r"100%\|.*\| 3/3 \[\d\d:\d\d<\d\d:\d\d", last), last
