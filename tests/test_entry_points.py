@@ -41,4 +41,5 @@ def test_usage_error_exit_code():
     done = subprocess.run([sys.executable, "-m", "bredos_npu", "classify", "--top-k", "0",
                            str(IMAGES / "sunflower.bmp")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "Invalid value for '-k' / '--top-k'" in done.stderr
+    assert done.stderr == ("bredos-npu classify: invalid value for '-k' / '--top-k': 0 is not in the range "
+                           "x>=1 (see bredos-npu classify --help)\n")
