@@ -3,16 +3,19 @@ every command, progress bars with totals, through the real entry point."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from cli_runner import run_child, run_cli, run_on_terminal
-from conftest import CAT, IMAGES, MODELS
+from conftest import CAT, DEFAULT_MODEL, IMAGES, LABELS, MODELS
 from model_server import ModelServer
 
+import bredos_npu
 from bredos_npu.errors import EXIT_MODEL, EXIT_USAGE
 
 NATIVE_LOG = "Created TensorFlow Lite XNNPACK delegate"  # TFLite's own line, shown only with --debug
@@ -79,6 +82,22 @@ def test_usage_errors_are_one_line(capfd, args, line):
     assert (outcome.code, outcome.out, outcome.err) == (EXIT_USAGE, "", line + "\n")
 
 
+@pytest.mark.parametrize("args", [("classify", "--fps", "2"), ("detect", "--track"),
+                                  ("detect", "--zone", "door=0,0;9,0;9,9"), ("segment", "--retries", "3")])
+def test_video_options_with_images_are_refused_not_ignored(capfd, args):
+    command, flag = args[0], args[1]
+    outcome = run_cli(capfd, *args, CAT)
+    assert (outcome.code, outcome.out) == (EXIT_USAGE, "")
+    assert outcome.err == f"bredos-npu {command}: {flag} is for a video source, not for images " \
+                          f"(see bredos-npu {command} --help)\n"
+
+
+def test_task_options_are_spelled_from_their_names(capfd):
+    shown = run_cli(capfd, "detect", "--help").out
+    assert "--max, --max-results INTEGER RANGE" in shown and "--threshold FLOAT" in shown
+    assert "-k, --top-k" in run_cli(capfd, "classify", "--help").out
+
+
 def test_no_arguments_still_shows_the_help(capfd):
     outcome = run_cli(capfd)
     assert outcome.err.startswith("Usage: bredos-npu [OPTIONS] COMMAND")
@@ -142,3 +161,77 @@ def test_folder_bar_shows_the_total_and_the_time_left(tmp_path):
     assert code == 0, terminal
     last = final_frame(terminal)
     assert re.search(r"100%\|.*\| 3/3 \[\d\d:\d\d<\d\d:\d\d", last), last
+
+
+# --- text for people ---------------------------------------------------------------------------
+
+PETS = IMAGES / "cats_and_dogs.jpg"  # many classes above 0.0%
+MOVENET = MODELS / "movenet_single_pose_lightning_ptq.tflite"
+
+
+def test_classify_rows_line_up_past_rank_nine_without_zero_rows_and_with_long_labels_cut(capfd, tmp_path):
+    labels = (LABELS / "imagenet_labels.txt").read_text().splitlines()
+    reference = bredos_npu.load(DEFAULT_MODEL, backend="cpu").classify(PETS, top_k=40)
+    above_zero = sum(1 for c in reference if round(c.score * 100, 1) > 0)
+    labels[reference[0].index] = "Siberian husky " + "with a very long label " * 5
+    long_labels = tmp_path / "labels.txt"
+    long_labels.write_text("\n".join(labels) + "\n")
+    outcome = run_cli(capfd, "classify", "-b", "cpu", "-k", "40", "-l", long_labels, PETS)
+    assert outcome.code == 0, outcome.err
+    rows = [line for line in outcome.out.splitlines() if re.match(r"^ +\d+\. ", line)]
+    assert 10 <= len(rows) == above_zero < 40 and not any(" 0.0%" in row for row in rows)
+    assert len({row.index("%") for row in rows}) == 1  # the score column stays put
+    assert len({row.index(".") for row in rows}) == 1  # so do the ranks, 1-9 and 10+
+    assert rows[0].startswith("   1. Siberian husky with a very long") and "\u2026" in rows[0]
+    assert max(len(row) for row in rows) < 80
+    assert re.search(rf"^  \({40 - len(rows)} more classes at 0\.0%\)$", outcome.out, re.MULTILINE)
+
+
+def test_pose_says_no_person_found_in_text_and_json(capfd):
+    flower_photo, squat = IMAGES / "sunflower.bmp", IMAGES / "squat.bmp"
+    text = run_cli(capfd, "pose", "-m", MOVENET, "-b", "cpu", flower_photo)
+    assert text.code == 0, text.err
+    assert "no person found" in text.out and "left_ankle" not in text.out
+    data = run_cli(capfd, "pose", "-m", MOVENET, "-b", "cpu", flower_photo, squat, "--json")
+    flower, person = json.loads(data.out)["results"]
+    assert flower["person"] is False and person["person"] is True
+    assert len(flower["keypoints"]) == len(person["keypoints"]) == 17
+    shown = run_cli(capfd, "pose", "-m", MOVENET, "-b", "cpu", squat).out
+    assert "left_ankle" in shown and "no person found" not in shown
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+PACKAGE = Path(bredos_npu.__file__).parent
+API_LAYERS = ("tasks", "runtime", "models", "system")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")  # --top-k, not a--b or "---"
+
+
+def string_constants(path: Path) -> list[tuple[int, str]]:
+    """Every string literal of a module but its docstrings (which may describe the CLI)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_the_api_layers_speak_no_cli():
+    found = []
+    for layer in API_LAYERS:
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            tree_imports = [line for line in path.read_text(encoding="utf-8").splitlines()
+                            if re.match(r"\s*(from|import) bredos_npu\.cli\b", line)]
+            found += [f"{path.relative_to(PACKAGE)}: {line.strip()}" for line in tree_imports]
+            found += [f"{path.relative_to(PACKAGE)}:{line}: {text!r}" for line, text in string_constants(path)
+                      if FLAG.search(text)]
+    assert found == []
+
+
+def test_the_layer_check_sees_a_flag(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('"""Docstrings may say --help."""\nfix = "pass --force to overwrite it"\n')
+    flagged = [text for _, text in string_constants(sample) if FLAG.search(text)]
+    assert flagged == ["pass --force to overwrite it"]

@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         if shows_help(exc):
             exc.show()
         else:
-            from bredos_npu.cli.terminal import for_terminal
+            from bredos_npu.text import for_terminal
 
             click.echo(for_terminal(usage_line(exc)), err=True)
         code = exc.exit_code or EXIT_USAGE
     except click.ClickException as exc:
-        from bredos_npu.cli.terminal import for_terminal
+        from bredos_npu.text import for_terminal
 
         click.echo(f"bredos-npu: error: {for_terminal(exc.format_message())}", err=True)
         code = exc.exit_code or EXIT_USAGE
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         from bredos_npu.cli.errors import describe
-        from bredos_npu.cli.terminal import for_terminal
+        from bredos_npu.text import for_terminal
 
         click.echo(f"bredos-npu: error: {for_terminal(describe(exc))}", err=True)
         code = exc.exit_code
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: one line for users, the traceback with --debug
         if debug:
             raise
-        from bredos_npu.cli.terminal import for_terminal
+        from bredos_npu.text import for_terminal
 
         click.echo(f"bredos-npu: unexpected error: {type(exc).__name__}: {for_terminal(str(exc))} "
                    "(run with --debug for the traceback)", err=True)

@@ -22,7 +22,6 @@ import click
 
 from bredos_npu.cli.interrupts import Interrupted, interruptible
 from bredos_npu.cli.progress import progress_bar
-from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, BackendError, ImageError, OutputError, Reason
 from bredos_npu.outputs import (
     STDOUT,
@@ -37,6 +36,7 @@ from bredos_npu.outputs import (
     results_leftovers,
     shown,
 )
+from bredos_npu.text import for_terminal
 
 if TYPE_CHECKING:
     from bredos_npu.runtime.pipeline import Result

@@ -64,7 +64,7 @@ def warn_hazards(hazards: tuple[str, ...]) -> None:
     """One stderr line for what inspect predicts may go wrong on the NPU (nothing when none)."""
     if hazards:
         more = f" (+{len(hazards) - 1} more)" if len(hazards) > 1 else ""
-        from bredos_npu.cli.terminal import for_terminal
+        from bredos_npu.text import for_terminal
 
         click.echo(f"bredos-npu: warning: {for_terminal(hazards[0])}{more}; see `bredos-npu inspect`.",
                    err=True)

@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from bredos_npu.cli.errors import describe
-from bredos_npu.cli.terminal import for_terminal
 from bredos_npu.doctor import FAIL, OK, WARN, Report
 from bredos_npu.runtime.model import BackendInfo, Model
+from bredos_npu.text import for_terminal
 
 STATUS_STYLE = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
 

@@ -24,13 +24,21 @@ from bredos_npu.cli.stream import (
 )
 from bredos_npu.tasks.registry import Task, TaskOption
 
+# Task options get ``--name-with-dashes``; these add a short or traditional spelling.
+ALIASES = {"top_k": ("-k",), "max_results": ("--max",)}
+
+
+def flags(name: str) -> tuple[str, ...]:
+    """How the command line spells the task option ``name`` (``top_k`` → ``-k``, ``--top-k``)."""
+    return (*ALIASES.get(name, ()), "--" + name.replace("_", "-"))
+
 
 def _click_option(option: TaskOption) -> Any:
     if option.kind is int:
         kind: Any = click.IntRange(min=option.minimum, max=option.maximum)
     else:
         kind = click.FloatRange(min=option.minimum, max=option.maximum)
-    return click.option(*option.flags, option.name, type=kind, default=option.default,
+    return click.option(*flags(option.name), option.name, type=kind, default=option.default,
                         show_default=option.default is not None, help=option.help)
 
 
@@ -46,6 +54,8 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
                       nodes=params["cluster"] is not None)
     cluster, ship = params.pop("cluster"), params.pop("ship")
     video = video_input(images)
+    if not video:
+        _refuse_video_options(ctx)
     if video and cluster:
         raise click.UsageError("--cluster takes image files and folders, not a video source")
     stream = StreamOptions(*(params.pop(name) for name in ("fps", "every", "retries", "timeout")),
@@ -78,6 +88,16 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
 
 # StreamOptions' event fields, in order, as the event options name them (tasks with boxes).
 EVENT_PARAMS = ("track", "min_frames", "stay", "zones", "lines", "events_path", "mqtt", "stream_name")
+VIDEO_PARAMS = ("fps", "every", "retries", "timeout", *EVENT_PARAMS)
+
+
+def _refuse_video_options(ctx: click.Context) -> None:
+    """A video option given with images would be ignored: say so instead."""
+    from click.core import ParameterSource
+
+    for param in ctx.command.params:
+        if param.name in VIDEO_PARAMS and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{param.opts[-1]} is for a video source, not for images")
 input_options = [
     click.option("--input-mean", type=float,
                  help="Input normalisation (pixel - mean) / std; the other one defaults to 127.5."),
@@ -88,6 +108,9 @@ output_option = click.option("-o", "--output", metavar="FILE|DIR",
                              help="Write the annotated picture to FILE (one image) or into DIR.")
 
 
+BATCH_HELP = "\n\nBroken images are reported and skipped; the exit status says whether any failed."
+TRACKING_HELP = ("\n\nOn a video, --track/--zone/--line/--events/--mqtt turn detections into tracks and "
+                 "events.")
 VIDEO_HELP = ("\n\nIMAGES may also be one video: a file, an rtsp:// or http(s):// stream or /dev/videoN "
               "(needs the [video] extra); then -o writes an annotated video and --jsonl one line per frame.")
 
@@ -110,5 +133,6 @@ def task_command(task: Task) -> click.Command:
     if task.trackable:
         command = event_options(command)
     command = model_options(command, default=default, labels=task.uses_labels)
-    help_text = task.summary + (f"\n\n{task.description}" if task.description else "") + VIDEO_HELP
+    help_text = (task.summary + (f"\n\n{task.description}" if task.description else "") + BATCH_HELP
+                 + (TRACKING_HELP if task.trackable else "") + VIDEO_HELP)
     return click.command(task.name, help=help_text)(command)

@@ -27,7 +27,7 @@ class LibraryChoice(NamedTuple):
     """Where the delegate library was looked for and what was found.
 
     ``path`` is a real file-system path (under the root for searched locations), ``origin`` says
-    how it was chosen: ``"--delegate"``, ``"$BREDOS_NPU_DELEGATE"`` or ``"search"``.
+    how it was chosen: ``"explicit"`` (given by the caller), ``"$BREDOS_NPU_DELEGATE"`` or ``"search"``.
     """
 
     path: Path | None
@@ -43,7 +43,7 @@ def find_teflon(root: SystemRoot, explicit: str | os.PathLike[str] | None = None
     # Absolute, because dlopen searches the library path for a bare "lib.so" (even "./lib.so"
     # once pathlib has normalised it away).
     if explicit:
-        return LibraryChoice(Path(explicit).absolute(), "--delegate", (str(explicit),))
+        return LibraryChoice(Path(explicit).absolute(), "explicit", (str(explicit),))
     from_env = os.environ.get(DELEGATE_ENV)
     if from_env:
         return LibraryChoice(Path(from_env).absolute(), f"${DELEGATE_ENV}", (from_env,))

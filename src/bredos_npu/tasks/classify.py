@@ -90,13 +90,25 @@ def csv_rows(classes: list[Class]) -> list[dict[str, Any]]:
             for rank, c in enumerate(classes, 1)]
 
 
-def text(classes: list[Class]) -> str:
-    from bredos_npu.cli.terminal import for_terminal
+LABEL_WIDTH = 40  # longer labels are cut so the score column stays on screen
 
-    labels = [for_terminal(c.label) for c in classes]
+
+def text(classes: list[Class]) -> str:
+    """One row per class, best first. Rows that would read 0.0% are left out (one line says how
+    many); labels are cut at LABEL_WIDTH, then made safe for a terminal (cutting an escape in
+    half would hide it); ranks are right-aligned so rows 10 and up line up with 1-9."""
+    from bredos_npu.text import cut, for_terminal
+
+    shown = [c for c in classes if round(c.score * 100, 1) > 0] or classes[:1]
+    labels = [for_terminal(cut(c.label, LABEL_WIDTH)) for c in shown]
+    rank_width = len(str(len(shown)))
     width = max((len(label) for label in labels), default=0)
-    return "\n".join(f"  {rank}. {label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
-                     for rank, (label, c) in enumerate(zip(labels, classes, strict=True), 1))
+    lines = [f"  {rank:>{rank_width}}. {label:<{width}}  {c.score * 100:5.1f}%  ({c.index})"
+             for rank, (label, c) in enumerate(zip(labels, shown, strict=True), 1)]
+    if len(shown) < len(classes):
+        hidden = len(classes) - len(shown)
+        lines.append(f"  ({hidden} more class{'es' if hidden != 1 else ''} at 0.0%)")
+    return "\n".join(lines)
 
 
 def draw(picture: Image.Image, classes: list[Class]) -> Image.Image:
@@ -117,12 +129,11 @@ def draw(picture: Image.Image, classes: list[Class]) -> Image.Image:
 TASK = Task(
     name="classify",
     summary="Classify IMAGES and folders of images (default: a bundled sample photo).",
-    description="Without --model it uses a bundled MobileNet V2 (uint8, ImageNet). Preprocessing "
-                "follows the model: EXIF orientation, RGB, resize to the input size, the input "
-                "tensor's quantization. Broken images are reported and skipped; the exit status "
-                "says whether any failed.",
+    description="Without a model named it uses a bundled MobileNet V2 (uint8, ImageNet). "
+                "Preprocessing follows the model: EXIF orientation, RGB, resize to the input size, "
+                "the input tensor's quantization.",
     check=check, fits=fits, postprocess=postprocess, result=list[Class], document=document,
     csv_fields=("rank", "index", "label", "score"), csv_rows=csv_rows, text=text, draw=draw,
-    options=(TaskOption("top_k", ("-k", "--top-k"), int, 5, "How many classes to show.", minimum=1),),
+    options=(TaskOption("top_k", int, 5, "How many classes to show.", minimum=1),),
     verb="classified", sample_input=True,
 )

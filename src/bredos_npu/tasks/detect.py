@@ -172,7 +172,7 @@ def csv_rows(found: list[Detection]) -> list[dict[str, Any]]:
 def text(found: list[Detection]) -> str:
     if not found:
         return "  nothing above the threshold"
-    from bredos_npu.cli.terminal import for_terminal
+    from bredos_npu.text import for_terminal
 
     labels = [for_terminal(d.label) for d in found]
     width = max(len(label) for label in labels)
@@ -190,15 +190,14 @@ def draw(picture: Image.Image, found: list[Detection]) -> Image.Image:
 TASK = Task(
     name="detect",
     summary="Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).",
-    description="Boxes are in pixels of the original image; labels come from --labels or the model. "
-                "On a video, --track/--zone/--line/--events/--mqtt turn detections into tracks and "
-                "events.",
+    description="Boxes are in pixels of the original image; labels come from the label file or the "
+                "model.",
     check=check, fits=fits, postprocess=postprocess, result=list[Detection], document=document,
     csv_fields=("id", "label", "score", "xmin", "ymin", "xmax", "ymax"), csv_rows=csv_rows, text=text,
     draw=draw, default_model="ssd-mobilenet-v1", trackable=True,
     options=(
-        TaskOption("threshold", ("--threshold",), float, 0.5, "Minimum score of a detection.",
+        TaskOption("threshold", float, 0.5, "Minimum score of a detection.",
                    minimum=0.0, maximum=1.0),
-        TaskOption("max_results", ("--max",), int, None, "At most N detections per image.", minimum=1),
+        TaskOption("max_results", int, None, "At most N detections per image.", minimum=1),
     ),
 )

@@ -77,8 +77,11 @@ def postprocess(model: Model, outputs: list[np.ndarray], size: tuple[int, int]) 
 
 
 def document(points: list[Keypoint]) -> dict[str, Any]:
-    return {"keypoints": [{"name": p.name, "x": round(p.x, 1), "y": round(p.y, 1),
-                           "score": round(p.score, 4)} for p in points]}
+    """``person``: whether the keypoints describe a person (:func:`person_found`); the 17
+    keypoints are listed either way."""
+    return {"person": person_found(points),
+            "keypoints": [{"name": p.name, "x": round(p.x, 1), "y": round(p.y, 1), "score": round(p.score, 4)}
+                          for p in points]}
 
 
 def csv_rows(points: list[Keypoint]) -> list[dict[str, Any]]:
@@ -87,7 +90,11 @@ def csv_rows(points: list[Keypoint]) -> list[dict[str, Any]]:
 
 
 def text(points: list[Keypoint]) -> str:
-    return "\n".join(f"  {p.name:<15} x {p.x:6.1f}  y {p.y:6.1f}  score {p.score:.2f}" for p in points)
+    """The keypoints, or "no person found" when they do not describe one (as the picture says)."""
+    if not person_found(points):
+        return f"  no person found (no two joined keypoints score {MIN_KEYPOINT_SCORE:.2f} or more)"
+    return "\n".join(f"  {p.name:<15} x {p.x:6.1f}  y {p.y:6.1f}  score {p.score:.2f}"
+                     + ("" if p.score >= MIN_KEYPOINT_SCORE else "  (not drawn: low score)") for p in points)
 
 
 def draw(picture: Image.Image, points: list[Keypoint]) -> Image.Image:
@@ -99,7 +106,7 @@ def draw(picture: Image.Image, points: list[Keypoint]) -> Image.Image:
 TASK = Task(
     name="pose",
     summary="Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).",
-    description="--output draws the skeleton on the image.",
+    description="The picture shows the skeleton, or says that no person was found.",
     check=check, fits=fits, postprocess=postprocess, result=list[Keypoint], document=document,
     csv_fields=("name", "x", "y", "score"), csv_rows=csv_rows, text=text, draw=draw,
     default_model="movenet-lightning", uses_labels=False,

@@ -7,8 +7,8 @@ A task module defines ``TASK = Task(...)``, which declares everything its consum
   used to suggest the right task for a model and to check ``models import --task``.
 - ``postprocess(model, outputs, size, **options)``: the result for one image from the model's
   dequantized outputs (float32 arrays, in output order) and the image's original (width, height).
-- ``options``: the task's keyword options (:class:`TaskOption`: name, type, default, range,
-  CLI flags), checked by :meth:`Task.bind` before any work.
+- ``options``: the task's keyword options (:class:`TaskOption`: name, type, default, range),
+  checked by :meth:`Task.bind` before any work.
 - ``result``: the type ``postprocess`` returns (e.g. ``list[Class]``, :class:`Segmentation`).
 - rendering: ``document(result)`` the JSON object of one image (what ``--json`` prints per image
   and a server should answer), ``csv_fields``/``csv_rows(result)`` the CSV rows (one image may give
@@ -54,14 +54,13 @@ class OutputShape(NamedTuple):
 
 @dataclass(frozen=True)
 class TaskOption:
-    """A keyword option of a task: ``name`` in Python, ``flags`` on the command line.
+    """A keyword option of a task, called ``name`` (skins spell it their own way).
 
     ``kind`` is int or float; ``minimum``/``maximum`` bound it (inclusive); a ``default`` of None
     means "no limit" and None is then accepted.
     """
 
     name: str
-    flags: tuple[str, ...]
     kind: type
     default: Any
     help: str

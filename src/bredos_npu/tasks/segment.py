@@ -103,7 +103,7 @@ def csv_rows(result: Segmentation) -> list[dict[str, Any]]:
 
 
 def text(result: Segmentation) -> str:
-    from bredos_npu.cli.terminal import for_terminal
+    from bredos_npu.text import for_terminal
 
     return "\n".join(f"  {for_terminal(s.label):<14} {s.share * 100:5.1f}% of pixels" for s in result.shares)
 
@@ -117,7 +117,7 @@ def draw(picture: Image.Image, result: Segmentation) -> Image.Image:
 TASK = Task(
     name="segment",
     summary="Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes).",
-    description="Prints the share of pixels per class; --output writes a coloured overlay PNG.",
+    description="The share of pixels per class; the picture is a coloured overlay with a legend.",
     check=check, fits=fits, postprocess=postprocess, result=Segmentation, document=document,
     csv_fields=("id", "label", "share"), csv_rows=csv_rows, text=text, draw=draw,
     default_model="deeplabv3-mnv2-dm05", verb="segmented",
