@@ -197,6 +197,15 @@ class FakeSystem:
             (stat.S_IFCHR | mode, 1, 5, 1, uid, gid, 0, 0, 0, 0))
         return path
 
+    def shared_device(self, system_path: str = "/dev/accel/accel0") -> Path:
+        """A node that child processes see as a character device too (a described one exists in
+        this process only): a link to /dev/null, which everyone may read and write."""
+        self.remove(system_path)
+        path = self.base / system_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to("/dev/null")
+        return path
+
     def library(self, source: Path, system_path: str = "/usr/lib/libteflon.so") -> Path:
         target = self.base / system_path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)

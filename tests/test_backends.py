@@ -88,6 +88,7 @@ def test_missing_delegate_path(tmp_path):
 def test_npu_without_device(fake_system):
     fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.1")
+    fake_system.module(loaded=True)  # rocket loaded, yet no node (else the doctor's Driver check fails first)
     with pytest.raises(BackendError) as error:
         bredos_npu.load(DEFAULT_MODEL, backend="npu", root=str(fake_system.base))
     # the API speaks in its own terms; the CLI adds where to look next
@@ -96,12 +97,13 @@ def test_npu_without_device(fake_system):
         "modprobe rocket`."
     )
     assert error.value.reason is Reason.NO_DEVICE_NODE
-    assert error.value.data == {"device": "/dev/accel/accel0"}
+    assert error.value.data == {"device": "/dev/accel/accel0", "check": "Device"}
 
 
 def test_npu_without_device_on_cli_points_at_the_doctor(capfd, fake_system, monkeypatch):
     fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.1")
+    fake_system.module(loaded=True)
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     outcome = run_cli(capfd, "classify", "-b", "npu", CAT)
     assert outcome.code == EXIT_BACKEND

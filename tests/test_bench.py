@@ -23,6 +23,7 @@ CSV_COLUMNS = [
 def no_npu(fake_system, monkeypatch):
     fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.0")
+    fake_system.module(loaded=True)  # the driver is there, its device node is not
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
 
 

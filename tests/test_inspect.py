@@ -233,6 +233,7 @@ def test_cli_json(capfd):
 def test_runtime_without_npu_says_so(capfd, fake_system, monkeypatch):
     fake_system.soc("radxa,rock-5b", "rockchip,rk3588")
     fake_system.kernel("6.18.0")
+    fake_system.module(loaded=True)  # the driver is there, its device node is not
     monkeypatch.setenv("BREDOS_NPU_ROOT", str(fake_system.base))
     outcome = run_cli(capfd, "inspect", DEFAULT_MODEL, "--runtime")
     assert outcome.code == 0

@@ -32,6 +32,7 @@ def board_with(ready_board, delegates):
     """A ready fake RK3588 whose libteflon.so is the named test delegate."""
     def make(delegate):
         ready_board.library(delegates[delegate])
+        ready_board.shared_device()  # measurements run in a child process, which reads the node
         return ready_board
     return make
 

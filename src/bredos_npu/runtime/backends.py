@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, Reason
 from bredos_npu.runtime.litert import Runtime
-from bredos_npu.system import soc
 from bredos_npu.system.cpu import CpuPlan
-from bredos_npu.system.device import ACCEL_NODE, accel_nodes
-from bredos_npu.system.library import TEFLON_PATHS, LibraryChoice, check_loadable, find_teflon
+from bredos_npu.system.device import ACCEL_NODE
+from bredos_npu.system.kernel import MIN_KERNEL, ROCKET_OPTION
+from bredos_npu.system.library import TEFLON_PATHS, check_loadable
+from bredos_npu.system.readiness import Check, npu_readiness
 from bredos_npu.system.root import SystemRoot
 
 BACKENDS = ("auto", "npu", "cpu")
@@ -74,12 +75,11 @@ def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path
         if float_model:
             raise BackendError(f"NPU not used: {FLOAT_MODEL_REASON}", "run it on the CPU",
                                Reason.FLOAT_MODEL, path=model_path)
-        readiness = plan_npu(system, delegate)
-        if readiness.reason:
-            raise readiness.reason
+        readiness = npu_readiness(system, delegate)
+        if readiness.first_failure is not None:
+            raise npu_unavailable(readiness.first_failure)
         library = str(readiness.library.path)
         hazards = npu_hazards(model_path, requested)
-        require_delegate_library(library)
         # In a child process first: a delegate that crashes on this graph must not take this
         # process down with it.
         refuse_unsafe_delegate(library, model_path, model_digest)
@@ -128,41 +128,40 @@ def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str) ->
                            detail=verdict.detail, log=verdict.log)
 
 
-class NpuPlan(NamedTuple):
-    """The delegate library to load, or why the NPU cannot be used (``reason``)."""
+# What the API says when a readiness check keeps the NPU out: {fields} come from the check's data.
+UNAVAILABLE = {
+    Reason.NOT_RK3588: ("NPU not available: this is not an RK3588 board, which has the NPU this "
+                        "tool drives", None),
+    Reason.NO_DEVICE_NODE: ("NPU not available: no NPU device node {device}",
+                            "load the driver with `sudo modprobe rocket`"),
+    Reason.NO_TEFLON: ("NPU not available: Mesa's Teflon delegate was not found (looked in {looked})",
+                       "install it with `sudo pacman -Syu mesa` or pass the path of a delegate library"),
+    Reason.DELEGATE_MISSING: ("NPU not available: the delegate library {library} does not exist",
+                              "pass the path of Mesa's libteflon.so"),
+    Reason.DELEGATE_NOT_LOADABLE: ("Cannot load the delegate library {library} ({error})",
+                                   "pass Mesa's libteflon.so"),
+    Reason.NOT_A_DELEGATE: ("{library} is not a TFLite external delegate ({error})",
+                            "pass Mesa's libteflon.so"),
+}
+# The fixes of the other board checks (reason NPU_NOT_READY), in the API's words.
+NOT_READY_FIXES = {
+    "Kernel": f"boot a mainline Linux kernel >= {'.'.join(map(str, MIN_KERNEL))}",
+    "Kernel config": f"use a kernel built with {ROCKET_OPTION}=m",
+    "Driver": "load the driver with `sudo modprobe rocket`",
+    "Device": f"give this user read and write access to {ACCEL_NODE}",
+}
 
-    library: LibraryChoice
-    reason: BackendError | None
 
-
-def plan_npu(root: SystemRoot, delegate: str | None = None) -> NpuPlan:
-    """Check, without loading anything, whether the NPU backend can be tried.
-
-    A library named by ``--delegate`` or ``$BREDOS_NPU_DELEGATE`` is trusted to find its own
-    device (a delegate is the judge of that); the searched Teflon library needs a device node.
-    """
-    choice = find_teflon(root, delegate)
-    if choice.origin != "search":
-        if choice.path is None or not choice.path.is_file():
-            return NpuPlan(choice, BackendError(
-                f"NPU not available: the delegate library {choice.path} does not exist",
-                "pass the path of Mesa's libteflon.so", Reason.DELEGATE_MISSING,
-                library=choice.path, origin=choice.origin))
-        return NpuPlan(choice, None)
-    if not accel_nodes(root) and soc.rk3588_variant(soc.read_compatible(root)) is None:
-        return NpuPlan(choice, BackendError(
-            "NPU not available: this is not an RK3588 board, which has the NPU this tool drives",
-            reason=Reason.NOT_RK3588))
-    if not accel_nodes(root):
-        return NpuPlan(choice, BackendError(
-            f"NPU not available: no NPU device node {ACCEL_NODE}",
-            "load the driver with `sudo modprobe rocket`", Reason.NO_DEVICE_NODE, device=ACCEL_NODE))
-    if choice.path is None:
-        return NpuPlan(choice, BackendError(
-            f"NPU not available: Mesa's Teflon delegate was not found (looked in {', '.join(TEFLON_PATHS)})",
-            "install it with `sudo pacman -Syu mesa` or pass the path of a delegate library",
-            Reason.NO_TEFLON, searched=TEFLON_PATHS))
-    return NpuPlan(choice, None)
+def npu_unavailable(check: Check) -> BackendError:
+    """The BackendError saying, in the API's words, why the failed readiness ``check`` keeps the
+    NPU out; its data names the check (``check``: "SoC", "Driver"...), as the doctor shows it."""
+    data = {**check.data, "check": check.name}
+    reason = check.reason or Reason.NPU_NOT_READY
+    if reason in UNAVAILABLE:
+        fact, fix = UNAVAILABLE[reason]
+        return BackendError(fact.format(looked=", ".join(TEFLON_PATHS), **data), fix, reason, **data)
+    return BackendError(f"NPU not available: {check.found}", NOT_READY_FIXES.get(check.name),
+                        reason, **data)
 
 
 def require_delegate_library(library: str) -> None:
