@@ -20,7 +20,16 @@ from PIL import Image
 
 from bredos_npu.models.inspection.analysis import inspect_model
 from bredos_npu.models.inspection.graph import parse
-from bredos_npu.models.quantize import calibrate, dequantize, equalize, flatbuffer, normalise, uint8
+from bredos_npu.models.quantize import (
+    bias_correction,
+    calibrate,
+    dequantize,
+    equalize,
+    flatbuffer,
+    normalise,
+    rounding,
+    uint8,
+)
 from bredos_npu.models.quantize.statistics import channel_stats
 from bredos_npu.models.tflite_file import embedded_files
 
@@ -116,7 +125,12 @@ def test_every_convolution_is_per_tensor_uint8_and_on_the_npu(quantized: dict) -
 def test_summary_and_report_give_each_method_and_the_choice(quantized: dict) -> None:
     report, out = quantized["report"], quantized["stdout"]
     methods = [m["method"] for m in report["methods"]]
-    assert methods == ["plain", "equalized", "equalized+bias-corrected"]
+    assert methods == ["plain", "equalized", "equalized+bias-corrected",
+                       "equalized+adaptive-rounding", "equalized+adaptive-rounding+empirical"]
+    # The choice is made on the calibration images, never on the held-out ones.
+    best = max(report["methods"], key=lambda m: (m["calibration_top1_agreement"],
+                                                 -m["calibration_mean_abs_score_diff"]))
+    assert report["chosen"] == best["method"]
     assert report["chosen"] in methods
     for line in methods:
         assert any(row.startswith(line + " ") for row in out.splitlines())
@@ -261,3 +275,90 @@ def test_missing_extra_is_one_line_and_exit_8(tmp_path: Path, folders: tuple[Pat
     assert done.returncode == 8, done.stderr
     assert "pip install 'bredos-npu[quantize]'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _inputs(paths: list[Path]) -> list[np.ndarray]:
+    return [((pixels(p).astype(np.float32) - 127.5) / 127.5)[np.newaxis] for p in paths]
+
+
+def _output_error(model: bytes, reference: bytes, paths: list[Path]) -> float:
+    """Mean absolute difference of the dequantized scores of ``model`` (int8 input) and the
+    float ``reference`` on the images at ``paths``."""
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    out = interpreter.get_output_details()[0]
+    scale, zero_point = out["quantization"]
+    errors = []
+    for path in paths:
+        image = pixels(path)
+        got = run(model, (image.astype(np.int16) - 128).astype(np.int8)[np.newaxis])
+        expected = run(reference, ((image.astype(np.float32) - 127.5) / 127.5)[np.newaxis])
+        errors.append(np.abs(scale * (got.astype(np.float32) - zero_point) - expected).mean())
+    return float(np.mean(errors))
+
+
+@pytest.fixture(scope="session")
+def nearest(float_tree: object, folders: tuple[Path, Path]) -> bytes:
+    """The plain tensor-wise int8 model of the float MobileNetV1 (weights rounded to nearest)."""
+    inputs = _inputs(sorted(folders[0].glob("*.png")))
+    return calibrate.quantize_int8(flatbuffer.to_bytes(float_tree), "serving_default", "input",
+                                   "input", inputs, (-1.0, 1.0))
+
+
+def test_mean_output_from_mean_input_taps_is_exact(float_tree: object) -> None:
+    import copy
+
+    tree = copy.deepcopy(float_tree)
+    graph = flatbuffer.subgraph(tree)
+    checked = 0
+    for index in (0, 1, 2, 3):  # strided 3x3 convolution, depthwise, 1x1, strided depthwise
+        op = graph.operators[index]
+        op.builtinOptions.fusedActivationFunction = 0  # NONE: the output is the linear part
+        content = flatbuffer.to_bytes(tree)
+        maps = bias_correction.mean_maps(content, [op.inputs[0], op.outputs[0]],
+                                         _inputs([CAT, IMAGES / "grace_hopper.jpg"]))
+        weights = flatbuffer.tensor_data(tree, graph.tensors[op.inputs[1]]).astype(np.float64)
+        bias = flatbuffer.tensor_data(tree, graph.tensors[op.inputs[2]])
+        taps = bias_correction.tap_means(maps[op.inputs[0]], weights.shape[1:3],
+                                         bias_correction.geometry(tree, op))
+        predicted = bias_correction.mean_output(flatbuffer.opcode_name(tree, op), weights, taps) + bias
+        measured = maps[op.outputs[0]].mean(axis=(0, 1))
+        assert np.abs(predicted - measured).max() < 1e-4 * max(1.0, np.abs(measured).max())
+        checked += 1
+    assert checked == 4
+
+
+def test_adaptive_rounding_lowers_the_output_error(float_tree: object, nearest: bytes,
+                                                   folders: tuple[Path, Path]) -> None:
+    import copy
+
+    calibration = sorted(folders[0].glob("*.png"))
+    tree = copy.deepcopy(float_tree)
+    convolutions = bias_correction.correctable(tree)
+    moments = rounding.input_moments(tree, flatbuffer.to_bytes(tree), convolutions,
+                                     _inputs(calibration[:8]))
+    assert rounding.adaptive_round(tree, moments) == len(convolutions) == 28
+    rounded = calibrate.quantize_int8(flatbuffer.to_bytes(tree), "serving_default", "input",
+                                      "input", _inputs(calibration), (-1.0, 1.0))
+    # The quantizer kept the grid points chosen: its weights are the rounded float weights.
+    int_tree = flatbuffer.read(rounded)
+    int_graph, graph = flatbuffer.subgraph(int_tree), flatbuffer.subgraph(tree)
+    for index in convolutions:
+        ours = flatbuffer.tensor_data(tree, graph.tensors[graph.operators[index].inputs[1]])
+        theirs = bias_correction._real_weights(int_tree, int_graph.tensors[
+            int_graph.operators[index].inputs[1]])
+        assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(ours).max()
+    source = flatbuffer.to_bytes(float_tree)
+    held_out = sorted(folders[1].glob("*.png"))
+    before, after = _output_error(nearest, source, held_out), _output_error(rounded, source, held_out)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_empirical_bias_correction_lowers_the_output_error(float_tree: object, nearest: bytes,
+                                                           folders: tuple[Path, Path]) -> None:
+    source = flatbuffer.to_bytes(float_tree)
+    calibration = _inputs(sorted(folders[0].glob("*.png"))[:8])
+    corrected = bias_correction.empirical_correct(source, nearest, calibration)
+    held_out = sorted(folders[1].glob("*.png"))
+    before, after = _output_error(nearest, source, held_out), _output_error(corrected, source, held_out)
+    assert after < 0.9 * before, (before, after)

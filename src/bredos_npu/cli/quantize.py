@@ -23,9 +23,11 @@ def quantize(model: str, output: str, calibration: str, count: int, evaluation: 
              labels: str | None, report: str | None) -> None:
     """Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.
 
-    Tries plain quantization, cross-layer equalization, and equalization with bias correction
-    (Nagel et al., ICCV 2019), measures each against MODEL on held-out images, and writes the
-    best after checking it loads and that every convolution runs on the NPU per `inspect`.
+    Tries plain quantization, cross-layer equalization, equalization with bias correction
+    (Nagel et al., ICCV 2019), and equalization with adaptive rounding (AdaRound/GPTQ) plus
+    empirical bias correction; measures each against MODEL, chooses on the calibration images,
+    reports on held-out ones, and writes the chosen model after checking it loads and that every
+    convolution runs on the NPU per `inspect`.
     """
     from bredos_npu.errors import OutputError
     from bredos_npu.models.quantize.calibrate import require
@@ -49,13 +51,15 @@ def summary_text(result: object) -> str:
     lines = []
     if result.changes:
         lines.append(f"source: {', '.join(result.changes)}")
-    lines.append(f"images: {result.calibration_images} for calibration, {result.held_out_images} "
-                 "held out (agreement is measured on these only)")
-    lines.append(f"{'method':<26}{'top-1 agreement':>16}{'mean |score diff|':>19}")
+    lines.append(f"images: {result.calibration_images} for calibration (they choose the method), "
+                 f"{result.held_out_images} held out (they measure it)")
+    lines.append(f"{'method':<38}{'held-out top-1':>15}{'mean |score diff|':>19}"
+                 f"{'calibration top-1':>19}")
     for m in result.methods:
         mark = "  <- chosen" if m.method == result.chosen else ""
-        lines.append(f"{m.method:<26}{m.top1_agreement:>16.3f}{m.mean_abs_score_diff:>19.5f}{mark}")
-    lines.append(f"{'float (reference)':<26}{result.float_top1_agreement:>16.3f}")
+        lines.append(f"{m.method:<38}{m.top1_agreement:>15.3f}{m.mean_abs_score_diff:>19.5f}"
+                     f"{m.calibration_top1_agreement:>19.3f}{mark}")
+    lines.append(f"{'float (reference)':<38}{result.float_top1_agreement:>15.3f}")
     lines.append(f"NPU share of MACs (bredos-npu inspect): {result.npu_mac_share_before:.1%} before, "
                  f"{result.npu_mac_share_after:.1%} after")
     lines.append(f"{result.npu_summary_after}")

@@ -49,10 +49,13 @@ class Runner:
         return dequantize(raw, Quantization(float(scale), int(zero_point))).reshape(-1)
 
 
-def agreement(source: Runner, candidate: Runner, images: list[np.ndarray]) -> Agreement:
+def agreement(source: Runner | list[np.ndarray], candidate: Runner, images: list[np.ndarray]
+              ) -> Agreement:
+    """``source``: a runner, or its scores on ``images`` already computed (in order)."""
     same, differences = 0, []
-    for pixels in images:
-        a, b = source.scores(pixels), candidate.scores(pixels)
+    for number, pixels in enumerate(images):
+        a = source[number] if isinstance(source, list) else source.scores(pixels)
+        b = candidate.scores(pixels)
         same += int(a.argmax() == b.argmax())
         differences.append(float(np.abs(a - b).mean()))
     return Agreement(same / len(images), float(np.mean(differences)))
