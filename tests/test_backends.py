@@ -292,3 +292,23 @@ def test_the_backend_plan_is_one_decision_that_load_carries_out(ready_board, del
         plan_backend("npu", chosen.cpu, system, model_path=FLOAT_MODEL, model_digest="0",
                      float_model=True)
     assert refused.value.reason is Reason.FLOAT_MODEL
+
+
+def test_a_model_given_as_bytes_runs_like_its_file_and_leaves_nothing_behind(delegates):
+    import gc
+
+    content = DEFAULT_MODEL.read_bytes()
+    model = bredos_npu.load(content, "npu", delegate=str(delegates["claiming"]))
+    from_file = bredos_npu.load(DEFAULT_MODEL, "cpu")
+    assert model.backend.npu_node_indices == (64,)  # the probe's child process read it too
+    twin = model.clone()
+    assert model.scores(CAT).tolist() == from_file.scores(CAT).tolist() == twin.scores(CAT).tolist()
+    kept = model.path
+    del model
+    gc.collect()
+    assert kept.is_file()  # the clone still uses it
+    del twin
+    gc.collect()
+    assert not kept.exists()
+    with pytest.raises(bredos_npu.ModelError, match="the model bytes is not a TensorFlow Lite model"):
+        bredos_npu.load(b"not a model at all")

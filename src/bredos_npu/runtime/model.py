@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from bredos_npu.models.integrity import Progress
 from bredos_npu.models.labels import LabelSet, choose_labels
 from bredos_npu.models.metadata import input_normalization
 from bredos_npu.models.tflite_file import (
+    check_model_content,
     embedded_files,
     first_line,
     guard_model_errors,
@@ -181,6 +183,7 @@ class Model:
         # "auto" may leave a failing NPU for the CPU mid-run; "npu" may not (see invoke).
         self.may_fall_back = request.backend == "auto"
         self.on_fallback: Callable[[BackendError], None] | None = None  # told once, with why
+        self.file_owner: Any = None  # keeps the temporary file of a model given as bytes
 
     def clone(self, **changes: Any) -> Model:
         """Another interpreter for the same model and options (one per thread for parallel runs).
@@ -190,6 +193,7 @@ class Model:
         pinned_backend = {"backend": self.backend.name, "delegate": self.backend.delegate}
         twin = load(self.path, **{**self.request.options(), **pinned_backend, **changes})
         twin.may_fall_back, twin.on_fallback = self.may_fall_back, self.on_fallback
+        twin.file_owner = self.file_owner
         return twin
 
     def workers(self, count: int) -> list[Model]:
@@ -441,21 +445,27 @@ class Model:
 
 class ModelSource(NamedTuple):
     """A model resolved to a local file: its path, its bytes and the label file that goes with
-    it (the caller's, else the zoo's; None: the labels the model carries, if any)."""
+    it (the caller's, else the zoo's; None: the labels the model carries, if any). ``owner``
+    keeps a temporary file (a model given as bytes) alive while a Model uses it."""
 
     path: Path
     content: bytes
     labels: str | os.PathLike[str] | None
+    owner: Any = None
 
 
-def resolve_model(path: str | os.PathLike[str] | None, labels: str | os.PathLike[str] | None = None,
+def resolve_model(path: str | os.PathLike[str] | bytes | None,
+                  labels: str | os.PathLike[str] | None = None,
                   download_progress: Progress | None = None) -> ModelSource:
-    """The model file for ``path`` (a .tflite file, a zoo name, None for the bundled model).
+    """The model file for ``path`` (a .tflite file, a zoo name, the model's bytes, None for the
+    bundled model).
 
     The only step of :func:`load` that may use the network: a zoo model (and its label file,
     unless ``labels`` is given) missing from the cache is downloaded, reporting (bytes, total)
     to ``download_progress``.
     """
+    if isinstance(path, bytes | bytearray | memoryview):
+        return _from_bytes(bytes(path), labels)
     if path is None:
         model_path = bundled.default_model()
     else:
@@ -464,9 +474,19 @@ def resolve_model(path: str | os.PathLike[str] | None, labels: str | os.PathLike
     return ModelSource(model_path, read_model_bytes(model_path), labels)
 
 
+def _from_bytes(content: bytes, labels: str | os.PathLike[str] | None) -> ModelSource:
+    """Model bytes in a private temporary file, removed with the last Model that uses it: the
+    delegate probe (a child process), clones and a move to the CPU read the model from a file."""
+    check_model_content(content, "the model bytes")
+    owner = tempfile.TemporaryDirectory(prefix="bredos-npu-model-")
+    path = Path(owner.name) / "model.tflite"
+    path.write_bytes(content)
+    return ModelSource(path, content, labels, owner)
+
+
 @guard_model_errors
 def load(
-    path: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | bytes | None = None,
     backend: str = "auto",
     *,
     labels: str | os.PathLike[str] | None = None,
@@ -480,9 +500,9 @@ def load(
 ) -> Model:
     """Load a .tflite model on ``backend`` ("auto", "npu" or "cpu").
 
-    path: a .tflite file or a zoo name (fetched into the cache when needed; default: the bundled
-    MobileNet V2 quant). labels: a label file (default: the zoo's, else the one embedded in the
-    model). delegate: the external delegate library (default:
+    path: a .tflite file, a zoo name (fetched into the cache when needed) or the model's bytes
+    (default: the bundled MobileNet V2 quant). labels: a label file (default: the zoo's, else
+    the one embedded in the model). delegate: the external delegate library (default:
     $BREDOS_NPU_DELEGATE, then Mesa's libteflon.so in the usual places). threads: XNNPACK
     threads (default: one per core of the fastest CPU cluster). root: the system root to read the
     board through (default: $BREDOS_NPU_ROOT or /). mean/std: input normalisation, see
@@ -507,7 +527,9 @@ def load(
     names = choose_labels(source.labels, embedded_files(source.content),
                           classifier_classes(interpreter), segmentation_classes(interpreter))
     request = _with_normalization(request, interpreter, source.content)
-    return Model(interpreter, request, info, names, (time.perf_counter() - started) * 1e3)
+    model = Model(interpreter, request, info, names, (time.perf_counter() - started) * 1e3)
+    model.file_owner = source.owner
+    return model
 
 
 def _check_arguments(backend: str, mean: float | None, std: float | None) -> None:
