@@ -229,6 +229,20 @@ def test_resume_takes_in_the_records_of_a_killed_run(tmp_path, flag):
     assert part_files(tmp_path) == []
 
 
+def test_resume_removes_the_half_pictures_and_empty_files_of_killed_runs(capfd, tmp_path):
+    pictures, target = tmp_path / "pictures", tmp_path / "out.jsonl"
+    pictures.mkdir()
+    half = pictures / ".cat.classify.png.k1ll3d00.part"
+    half.write_bytes(b"\x89PNG half")
+    empty = tmp_path / ".out.jsonl.k1ll3d00.part"  # killed before its first record
+    empty.touch()
+    done = run_cli(capfd, "classify", *FAST, CAT, "-o", pictures, "--jsonl", target, "--resume")
+    assert done.code == 0, done.err
+    assert not half.exists() and not empty.exists()
+    assert sorted(p.name for p in pictures.iterdir()) == ["cat.classify.png"]
+    assert jsonl_images(target) == [str(CAT)]
+
+
 def test_a_results_file_being_written_is_not_a_leftover(tmp_path):
     """The writer's lock tells a live run's .part file from a dead one's."""
     from bredos_npu.outputs import results_leftovers

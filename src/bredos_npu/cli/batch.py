@@ -168,8 +168,6 @@ def read_previous(outputs: Outputs, view: Task) -> Previous:
     adopted = results_leftovers(path)
     for part in adopted:
         content += _whole_records(part, outputs, view, inputs, header=not content)
-    if before is None and not content:
-        return NOTHING_BEFORE
     return Previous(frozenset(inputs), content, before, tuple(adopted))
 
 
