@@ -116,3 +116,20 @@ def test_segmentation_map_covers_the_upright_original(tmp_path):
 
     # rotated by 90 degrees the wrong way, the centre would move by ~a quarter of the side
     assert np.abs(centre(big.classes) / scale - centre(small.classes)).max() < 0.03 * 513
+
+
+def test_bytes_in_memory_decode_like_the_file(detector, tmp_path):
+    """A binary file object (bytes shipped to a cluster worker, say) takes the file's path: draft
+    decoding, EXIF rotation, results in the original's pixels; a broken one is named."""
+    import io
+
+    path, _ = photo(PETS, tmp_path, 4800, "jpg", 6)
+    shipped = io.BytesIO(path.read_bytes())
+    assert detector.detect(shipped) == detector.detect(path)
+    [one] = detector.detect_many(io.BytesIO(path.read_bytes()))  # one input, not one per line
+    assert one.value == detector.detect(path)
+    broken = io.BytesIO(b"\xff\xd8 not really a JPEG")
+    broken.name = "holiday.jpg"
+    [failed] = detector.detect_many([broken])
+    assert failed.error == ("holiday.jpg is not an image Pillow can read (corrupt or unsupported "
+                            "format): use a JPEG, PNG or BMP file.")

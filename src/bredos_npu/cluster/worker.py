@@ -43,38 +43,21 @@ class ModelWorker:
         return {"node": self.node, "backend": self.model.backend.name, "pid": os.getpid()}
 
     def run(self, batch: list[Item]) -> tuple[str, list[Done]]:
-        """(this node's name, one Done per item in batch order); a broken image is an error, not a raise."""
-        opened = [(index, name, _open(name, source)) for index, name, source in batch]
-        done: dict[int, Done] = {index: (index, None, source.error, 0.0, 0.0)
-                                 for index, _, source in opened if isinstance(source, _Unreadable)}
-        usable = [(index, source) for index, _, source in opened if not isinstance(source, _Unreadable)]
-        results = self.model.run_task_many(self.task, [source for _, source in usable], **self.options) \
-            if usable else []
-        for (index, _), result in zip(usable, results, strict=True):
-            done[index] = (index, result.value, result.error, result.preprocess_ms, result.inference_ms)
-        return self.node, [done[index] for index, _, _ in batch]
+        """(this node's name, one Done per item in batch order); a broken image is an error, not a
+        raise. Shipped bytes are decoded by the pipeline's decoder threads, alongside inference."""
+        sources = [_source(name, source) for _, name, source in batch]
+        results = self.model.run_task_many(self.task, sources, **self.options)
+        return self.node, [(index, result.value, result.error, result.preprocess_ms, result.inference_ms)
+                           for (index, _, _), result in zip(batch, results, strict=True)]
 
 
-class _Unreadable:
-    """Shipped bytes that are no image Pillow can read, with the sentence a local run would say."""
-
-    def __init__(self, name: str) -> None:
-        self.error = (f"{name} is not an image Pillow can read (corrupt or unsupported format): use a "
-                      "JPEG, PNG or BMP file.")
-
-
-def _open(name: str, source: str | bytes) -> Any:
-    """A path as is; shipped bytes as a decoded PIL image, or :class:`_Unreadable`."""
+def _source(name: str, source: str | bytes) -> str | io.BytesIO:
+    """A path as is; shipped bytes as a file object named like the input (for error messages)."""
     if isinstance(source, str):
         return source
-    from PIL import Image
-
-    try:
-        picture = Image.open(io.BytesIO(source))
-        picture.load()
-        return picture
-    except Exception:  # any decoder failure is this image's problem, never the batch's
-        return _Unreadable(name)
+    stream = io.BytesIO(source)
+    stream.name = name
+    return stream
 
 
 def _node_name() -> str:

@@ -6,6 +6,7 @@ At most ``window`` inputs are in flight, so memory stays flat on a folder of any
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import threading
@@ -116,7 +117,7 @@ def one_input(sources: Any) -> bool:
     """True for a single image given where many are expected (a path is not a list of letters)."""
     from PIL import Image
 
-    return isinstance(sources, (str, bytes, os.PathLike, np.ndarray, Image.Image))
+    return isinstance(sources, (str, bytes, os.PathLike, np.ndarray, Image.Image, io.IOBase))
 
 
 def failure(error: Exception) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -12,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from bredos_npu.errors import ImageError, Reason
 from bredos_npu.inputs import IMAGE, open_regular, shown
 
-ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray
+ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray | IO[bytes]
 
 
 class Decoded(NamedTuple):
@@ -27,7 +28,8 @@ class Decoded(NamedTuple):
 
 
 def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) -> Image.Image:
-    """A fully decoded, upright RGB image from a path, a PIL image or an HxWx3 uint8 array.
+    """A fully decoded, upright RGB image from a path, a PIL image, an HxWx3 uint8 array or a
+    binary file object.
 
     ``size_hint`` (width, height) lets JPEGs decode at a reduced scale that stays at least twice
     that size: a large photo then decodes several times faster for the same resized result (the
@@ -41,38 +43,48 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
 
 
 def decode(source: ImageSource, size_hint: tuple[int, int] | None = None) -> Decoded:
-    """Like :func:`open_image`, with the full size of the upright original (pixels)."""
+    """Like :func:`open_image`, with the full size of the upright original (pixels).
+
+    ``source`` may also be a binary file object (``io.BytesIO`` of bytes received from elsewhere);
+    its ``name`` attribute, when set, names it in error messages.
+    """
     if isinstance(source, np.ndarray):
         image = _from_array(source)
         return Decoded(image, image.size)
     if isinstance(source, Image.Image):
         image = to_rgb(ImageOps.exif_transpose(source))
         return Decoded(image, image.size)
+    if isinstance(source, io.IOBase):
+        return _decode_file(source, shown(str(getattr(source, "name", "the image"))), None, size_hint)
     if not isinstance(source, (str, os.PathLike)):
-        raise ImageError(f"An image must be a path, a PIL image or a uint8 array, not "
+        raise ImageError(f"An image must be a path, a PIL image, a uint8 array or a binary file, not "
                          f"{type(source).__name__}.", reason=Reason.BAD_IMAGE_TYPE)
     path = Path(source)
-    name = shown(path)
     with open_regular(path, IMAGE) as file:
-        try:
-            with Image.open(file) as image:
-                stored = image.size  # before draft(): the full size in the file
-                if size_hint:
-                    side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
-                    image.draft("RGB", (side, side))
-                image.load()
-                decoded = image.size
-                upright = to_rgb(ImageOps.exif_transpose(image))
-        except UnidentifiedImageError:
-            raise ImageError(f"{name} is not an image Pillow can read (corrupt or unsupported "
-                             "format)", "use a JPEG, PNG or BMP file", Reason.NOT_AN_IMAGE,
-                             path=path) from None
-        except Image.DecompressionBombError:
-            raise ImageError(f"Image {name} is too large to decode safely", "scale it down first",
-                             Reason.IMAGE_TOO_LARGE, path=path) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"Image {name} is truncated or corrupt ({one_line(str(exc))})",
-                             "use an intact copy", Reason.IMAGE_CORRUPT, path=path) from None
+        return _decode_file(file, shown(path), path, size_hint)
+
+
+def _decode_file(file: IO[bytes], name: str, path: Path | None,
+                 size_hint: tuple[int, int] | None) -> Decoded:
+    try:
+        with Image.open(file) as image:
+            stored = image.size  # before draft(): the full size in the file
+            if size_hint:
+                side = 2 * max(size_hint)  # square: EXIF may rotate the image after decoding
+                image.draft("RGB", (side, side))
+            image.load()
+            decoded = image.size
+            upright = to_rgb(ImageOps.exif_transpose(image))
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image Pillow can read (corrupt or unsupported "
+                         "format)", "use a JPEG, PNG or BMP file", Reason.NOT_AN_IMAGE,
+                         path=path) from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"Image {name} is too large to decode safely", "scale it down first",
+                         Reason.IMAGE_TOO_LARGE, path=path) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"Image {name} is truncated or corrupt ({one_line(str(exc))})",
+                         "use an intact copy", Reason.IMAGE_CORRUPT, path=path) from None
     # EXIF rotation by 90 or 270 degrees swaps the sides (a square image looks the same).
     turned = upright.size != decoded
     return Decoded(upright, stored[::-1] if turned else stored)
