@@ -122,8 +122,27 @@ def test_a_node_killed_mid_run_loses_and_repeats_nothing(cluster, photos):
     assert [r.index for r in seen] == list(range(len(sources)))  # each input exactly once, in order
     assert [[c.index for c in r.value] for r in seen] == expected
     assert run.lost_actors == 1 and run.retried >= 1
+    assert run.replaced == 0  # the dead board's core went with it: no room for a replacement
 
 
+def test_a_dead_worker_is_replaced_where_its_core_is_free_again(cluster, photos):
+    """A worker process killed (its board still up): its core is free, a new worker takes it."""
+    sources = sorted(p for p in photos.iterdir() if "broken" not in p.name) * 10  # 180 inputs
+    run = run_on_cluster(cluster.address, MODELS / "mobilenet_v1_0.25_128_quant.tflite", "classify",
+                         sources, {"top_k": 1}, batch=1, window=1)
+    victim = run.workers[0]
+    seen = []
+    for result in run:
+        if not seen:
+            os.kill(victim["pid"], signal.SIGKILL)
+        seen.append(result)
+        if not run.replaced:
+            time.sleep(0.1)  # a slow consumer: time for the replacement to start (18 s at most)
+    assert [r.index for r in seen] == list(range(len(sources)))  # each input exactly once, in order
+    assert all(r.error is None for r in seen)
+    assert run.lost_actors == 1 and run.replaced == 1
+    assert len(run.workers) == 4 and run.workers[-1]["pid"] != victim["pid"]
+    assert run.workers[-1]["node"] == victim["node"]  # in the freed core's place
 def test_unreachable_cluster_is_one_line_and_exit_7_within_the_deadline(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

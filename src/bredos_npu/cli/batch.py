@@ -579,5 +579,6 @@ def _on_cluster(net: Any, task: str, sources: Iterable[Any], options: dict[str, 
                f"({backends})", err=True)
     yield from run
     if run.retried:
-        click.echo(f"bredos-npu: cluster: {run.lost_actors} worker(s) died; {run.retried} image(s) were "
-                   "sent again to the others (each result is written once).", err=True)
+        replaced = f", {run.replaced} replaced" if run.replaced else ""
+        click.echo(f"bredos-npu: cluster: {run.lost_actors} worker(s) died{replaced}; {run.retried} "
+                   "image(s) were sent again to the others (each result is written once).", err=True)

@@ -2,15 +2,18 @@
 
 At most ``window`` batches are in flight per actor and results are yielded in input order as soon
 as the next one is in, so the driver's memory stays flat on any number of images. A batch whose
-actor dies (a node lost, a process killed) goes back to the queue for the surviving actors; an
-image that fails is a per-image error like in a local run, never retried.
+actor dies (a node lost, a process killed) goes back to the queue for the surviving actors, and a
+new actor is started in the dead one's place (at most as many as the run began with): it joins
+once Ray finds room for it (the dead actor's resources, freed; or a node that joins), and until
+then the others carry on. An image that fails is a per-image error like in a local run, never
+retried.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,20 +25,23 @@ from bredos_npu.errors import BackendError, Reason, UsageError
 from bredos_npu.runtime.pipeline import Result
 
 BATCH_SECONDS = 600.0  # a batch that takes longer is taken as a hung actor and given to another
+START_SECONDS = 60.0  # how long a run whose workers all died waits for a replacement to start
 
 
 @dataclass
 class ClusterRun:
     """A run in progress: iterate it for Results; counters fill in as it goes.
 
-    workers: each actor's node, backend and pid when it started. retried: images sent again
-    after their actor died. lost_actors: actors that died during the run.
+    workers: each actor's node, backend and pid when it started (replacements appended). retried:
+    images sent again after their actor died. lost_actors: actors that died during the run.
+    replaced: actors started in place of dead ones that joined the run.
     """
 
     results: Iterator[Result]
     workers: list[dict[str, Any]] = field(default_factory=list)
     retried: int = 0
     lost_actors: int = 0
+    replaced: int = 0
 
     def __iter__(self) -> Iterator[Result]:
         return self.results
@@ -65,17 +71,18 @@ def run_on_cluster(address: str, model: str | os.PathLike[str] | None, task: str
     ray = connect(address)
     model_ref = ray.put(Path(model_path).read_bytes())  # one copy in the object store per node
     labels_bytes = Path(labels).read_bytes() if labels is not None else None
-    pool, workers = _start_actors(ray, model_ref, model_path.name, labels_bytes, task, options or {},
-                                  load_options or {}, actors)
+    pool, workers, spawn = _start_actors(ray, model_ref, model_path.name, labels_bytes, task,
+                                         options or {}, load_options or {}, actors)
     run = ClusterRun(iter(()), workers)
-    run.results = _drive(ray, pool, sources, ship, batch, window, run)
+    run.results = _drive(ray, pool, spawn, sources, ship, batch, window, run)
     return run
 
 
 def _start_actors(ray: Any, model_ref: Any, name: str, labels: bytes | None, task: str,
                   options: dict[str, Any], load_options: dict[str, Any], count: int | None
-                  ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """One actor per NPU core of the cluster (or per CPU without NPU cores), models loaded."""
+                  ) -> tuple[list[Any], list[dict[str, Any]], Callable[[], Any]]:
+    """One actor per NPU core of the cluster (or per CPU without NPU cores), models loaded; and
+    how to start one more like them."""
     resources = ray.cluster_resources()
     npu_cores = int(resources.get(NPU_RESOURCE, 0))
     if npu_cores:
@@ -84,7 +91,10 @@ def _start_actors(ray: Any, model_ref: Any, name: str, labels: bytes | None, tas
         remote = ray.remote(num_cpus=1, max_restarts=0)(ModelWorker)
         load_options = {"threads": 1, **load_options}
     count = count or npu_cores or max(1, int(resources.get("CPU", 1)))
-    pool = [remote.remote(model_ref, name, labels, task, options, load_options) for _ in range(count)]
+    def spawn() -> Any:
+        return remote.remote(model_ref, name, labels, task, options, load_options)
+
+    pool = [spawn() for _ in range(count)]
     try:
         workers = ray.get([actor.describe.remote() for actor in pool], timeout=BATCH_SECONDS)
     except ray.exceptions.RayActorError as why:  # the model failed to load on a node
@@ -94,7 +104,7 @@ def _start_actors(ray: Any, model_ref: Any, name: str, labels: bytes | None, tas
         raise BackendError(f"The cluster did not start {count} workers within {BATCH_SECONDS:.0f} s "
                            f"(each needs one {NPU_RESOURCE if npu_cores else 'CPU'})",
                            reason=Reason.CLUSTER_NO_WORKERS) from None
-    return pool, workers
+    return pool, workers, spawn
 
 
 def _first_line(error: BaseException) -> str:
@@ -123,11 +133,13 @@ def _read(name: str) -> bytes:
         return b""
 
 
-def _drive(ray: Any, pool: list[Any], sources: Iterable[str | os.PathLike[str]], ship: bool,
-           batch: int, window: int, run: ClusterRun) -> Iterator[Result]:
+def _drive(ray: Any, pool: list[Any], spawn: Callable[[], Any], sources: Iterable[str | os.PathLike[str]],
+           ship: bool, batch: int, window: int, run: ClusterRun) -> Iterator[Result]:
     todo = _batches(sources, batch, ship)
     retry: deque[list[Item]] = deque()
     in_flight: dict[Any, tuple[Any, list[Item]]] = {}  # ObjectRef -> (actor, batch)
+    starting: dict[Any, Any] = {}  # describe() ObjectRef -> replacement actor
+    replacements = len(pool)
     load = {id(actor): 0 for actor in pool}
     finished: dict[int, Result] = {}
     names: dict[int, str] = {}
@@ -141,20 +153,31 @@ def _drive(ray: Any, pool: list[Any], sources: Iterable[str | os.PathLike[str]],
             if not in_flight:
                 if exhausted and not retry:
                     return
-                if not pool:
+                if not pool and not starting:
                     raise BackendError("Every cluster worker died; the results so far are kept",
                                        reason=Reason.CLUSTER_NO_WORKERS)
+                if pool:
+                    continue
+            ready, _ = ray.wait([*in_flight, *starting], num_returns=1,
+                                timeout=BATCH_SECONDS if in_flight else START_SECONDS)
+            if not ready and not in_flight:  # no room for a replacement: the run cannot go on
+                _give_up(ray, starting)
                 continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=BATCH_SECONDS)
             if not ready:  # hung: give its batches to the others
                 ready = [next(iter(in_flight))]
             for ref in ready:
+                if ref in starting:
+                    _join(ray, ref, starting.pop(ref), pool, load, run)
+                    continue
                 actor, items = in_flight.pop(ref)
                 load[id(actor)] -= 1
                 try:
-                    node, done = ray.get(ref, timeout=0 if ready else None)
+                    node, done = ray.get(ref, timeout=0)
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                    _lose(ray, actor, pool, load, in_flight, retry, run)
+                    if _lose(ray, actor, pool, load, in_flight, retry, run) and replacements:
+                        replacements -= 1
+                        replacement = spawn()
+                        starting[replacement.describe.remote()] = replacement
                     retry.appendleft(items)
                     run.retried += len(items)
                     continue
@@ -162,8 +185,27 @@ def _drive(ray: Any, pool: list[Any], sources: Iterable[str | os.PathLike[str]],
                     finished[index] = Result(index, names.pop(index), value, error, preprocess_ms,
                                              inference_ms, node)
     finally:
-        for actor in pool:
+        for actor in [*pool, *starting.values()]:
             ray.kill(actor)
+
+
+def _join(ray: Any, ref: Any, actor: Any, pool: list[Any], load: dict[int, int], run: ClusterRun) -> None:
+    """A replacement actor that started (its model loaded) takes its share of the work."""
+    try:
+        info = ray.get(ref, timeout=0)
+    except ray.exceptions.RayError:  # it died while starting: the others go on
+        ray.kill(actor)
+        return
+    pool.append(actor)
+    load[id(actor)] = 0
+    run.workers.append(info)
+    run.replaced += 1
+
+
+def _give_up(ray: Any, starting: dict[Any, Any]) -> None:
+    for actor in starting.values():
+        ray.kill(actor)
+    starting.clear()
 
 
 def _submit(pool: list[Any], load: dict[int, int], window: int, retry: deque[list[Item]],
@@ -187,10 +229,11 @@ def _submit(pool: list[Any], load: dict[int, int], window: int, retry: deque[lis
 
 
 def _lose(ray: Any, actor: Any, pool: list[Any], load: dict[int, int],
-          in_flight: dict[Any, tuple[Any, list[Item]]], retry: deque[list[Item]], run: ClusterRun) -> None:
-    """Drop a dead (or hung) actor; its other batches in flight go back to the queue."""
+          in_flight: dict[Any, tuple[Any, list[Item]]], retry: deque[list[Item]], run: ClusterRun) -> bool:
+    """Drop a dead (or hung) actor; its other batches in flight go back to the queue. False when
+    it was dropped before."""
     if actor not in pool:
-        return
+        return False
     pool.remove(actor)
     run.lost_actors += 1
     for ref, (owner, items) in list(in_flight.items()):
@@ -200,3 +243,4 @@ def _lose(ray: Any, actor: Any, pool: list[Any], load: dict[int, int],
             run.retried += len(items)
     load.pop(id(actor), None)
     ray.kill(actor)
+    return True
