@@ -61,7 +61,7 @@ def test_any_failure_of_one_input_is_reported_and_the_batch_goes_on(model):
     results = list(model.classify_many([CAT, too_long, 42, IMAGES / "sunflower.bmp"], top_k=1))
     assert [r.ok for r in results] == [True, False, False, True]
     assert "the path is too long" in results[1].error
-    assert "must be a path, a PIL image or a uint8 array" in results[2].error
+    assert "must be a path, a PIL image, a uint8 array or a binary file" in results[2].error
 
     def fragile(worker, prepared):  # post-processing that fails on one input only
         if prepared.size == (512, 600):  # grace_hopper.bmp
