@@ -101,6 +101,9 @@ def test_csv_has_the_local_columns_plus_the_node(cluster, photos, tmp_path, capf
     run_cli(capfd, "classify", photos, "--csv", out, "--cluster", cluster.address, "-k", "1")
     header = out.read_text().splitlines()[0]
     assert header == "image,rank,index,label,score,error,node"
+    again = run_cli(capfd, "classify", photos, "--csv", out, "--cluster", cluster.address, "-k", "1",
+                    "--resume")  # a cluster run continues its own file, node column and all
+    assert again.code == 0 and "all 19 inputs were done before" in again.err, again.err
 
 
 def test_a_node_killed_mid_run_loses_and_repeats_nothing(cluster, photos):

@@ -174,7 +174,7 @@ def read_previous(outputs: Outputs, view: Task) -> Previous:
 def _inputs_of(path: str | Path, content: bytes, outputs: Outputs, view: Task) -> set[str]:
     try:
         text = content.decode("utf-8")
-        return _csv_inputs(text, view) if outputs.csv else _jsonl_inputs(text)
+        return _csv_inputs(text, view, outputs.nodes) if outputs.csv else _jsonl_inputs(text)
     except ValueError as error:
         raise OutputError(f"Cannot continue {shown(path)}: {error}", "name a new file, or remove it",
                           Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
@@ -222,11 +222,11 @@ def _jsonl_inputs(text: str) -> set[str]:
     return inputs
 
 
-def _csv_inputs(text: str, view: Task) -> set[str]:
+def _csv_inputs(text: str, view: Task, nodes: bool) -> set[str]:
     if not text:
         return set()
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    expected = ["image", *view.csv_fields, "error"]
+    expected = ["image", *view.csv_fields, "error", *(["node"] if nodes else [])]
     if reader.fieldnames != expected:
         raise ValueError(f"its columns are not the ones this command writes ({', '.join(expected)})")
     return {row["image"] for row in reader}
