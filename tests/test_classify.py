@@ -270,7 +270,8 @@ def test_16_bit_images_are_scaled_not_clipped(mobilenet_v2, tmp_path):
 
 
 def test_not_an_image_object(mobilenet_v2):
-    with pytest.raises(bredos_npu.ImageError, match=r"must be a path, a PIL image, a uint8 array or a binary file, not int"):
+    with pytest.raises(bredos_npu.ImageError,
+                       match=r"must be a path, a PIL image, a uint8 array or a binary file, not int"):
         mobilenet_v2.classify(42)
 
 
