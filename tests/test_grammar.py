@@ -98,6 +98,19 @@ def test_task_options_are_spelled_from_their_names(capfd):
     assert "-k, --top-k" in run_cli(capfd, "classify", "--help").out
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("inspect", "--delegate", "lib.so"),
+     "--delegate is for --runtime: without it inspect loads no delegate"),
+    (("inspect", "--compare", "r.json", "--runtime"),
+     "--compare lists differences only: leave out --plot and --runtime"),
+    (("bench", "-b", "cpu", "--delegate", "lib.so"), "--delegate is for the npu backend: add -b npu"),
+])
+def test_options_a_command_would_ignore_are_refused(capfd, args, message):
+    outcome = run_cli(capfd, *args)
+    assert outcome.code == EXIT_USAGE
+    assert outcome.err == f"bredos-npu {args[0]}: {message} (see bredos-npu {args[0]} --help)\n"
+
+
 def test_no_arguments_still_shows_the_help(capfd):
     outcome = run_cli(capfd)
     assert outcome.err.startswith("Usage: bredos-npu [OPTIONS] COMMAND")

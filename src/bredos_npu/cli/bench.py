@@ -50,6 +50,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
 
     names = list(dict.fromkeys(backends)) or list(MEASURED)
     chosen: list[str | None] = list(dict.fromkeys(models)) or [None]
+    if delegate and "npu" not in names:
+        raise click.UsageError("--delegate is for the npu backend: add -b npu")
     if as_json and csv_path == "-":
         raise click.UsageError("--json and --csv - both write to standard output: choose one")
     if csv_path:

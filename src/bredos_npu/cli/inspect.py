@@ -33,6 +33,10 @@ def inspect(model: str | None, model_option: str | None, as_json: bool, runtime:
 
     if model and model_option:
         raise click.UsageError("name the model once: as MODEL or with -m")
+    if delegate and not runtime:
+        raise click.UsageError("--delegate is for --runtime: without it inspect loads no delegate")
+    if report_path and (plot or runtime):
+        raise click.UsageError("--compare lists differences only: leave out --plot and --runtime")
     model = model or model_option
     if plot:
         check_plot_path(plot, force)
