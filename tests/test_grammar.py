@@ -124,6 +124,11 @@ def test_every_task_takes_csv_and_only_tasks_with_classes_take_labels(capfd):
         assert ("--labels" in shown) == (task != "pose"), task
 
 
+def test_labels_are_l_wherever_a_label_file_is_taken(capfd):
+    for command in (("classify",), ("detect",), ("segment",), ("quantize",), ("models", "import")):
+        assert "-l, --labels" in run_cli(capfd, *command, "--help").out, command
+
+
 def test_inspect_defaults_to_the_bundled_model_and_takes_m(capfd):
     default = run_cli(capfd, "inspect", "--json")
     named = run_cli(capfd, "inspect", "-m", MODELS / "split_concat.tflite", "--json")

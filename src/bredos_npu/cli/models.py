@@ -77,7 +77,7 @@ def path(name: str) -> None:
 @click.option("--name", required=True, help="The name to use for it, e.g. my-detector.")
 @click.option("--task", type=click.Choice(["classify", "detect", "segment", "pose"]), default="classify",
               show_default=True)
-@click.option("--labels", type=click.Path(readable=False), help="Its label file.")
+@click.option("-l", "--labels", type=click.Path(readable=False), help="Its label file.")
 @click.option("--force", is_flag=True, help="Replace an earlier import of the same name.")
 def import_model(file: str, name: str, task: str, labels: str | None, force: bool) -> None:
     """Copy a local .tflite FILE into the zoo cache under --name."""

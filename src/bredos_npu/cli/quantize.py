@@ -17,7 +17,8 @@ import click
               help="Calibrate on at most this many images.")
 @click.option("--evaluation", metavar="DIR",
               help="Measure agreement on this folder's images instead of holding out a quarter.")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Label file to pack into the output.")
+@click.option("-l", "--labels", type=click.Path(dir_okay=False),
+              help="Label file to pack into the output.")
 @click.option("--report", metavar="FILE.json", help="Also write the measurements as JSON.")
 def quantize(model: str, output: str, calibration: str, count: int, evaluation: str | None,
              labels: str | None, report: str | None) -> None:
