@@ -55,6 +55,7 @@ class Reason(Enum):
     BUILTIN_NAME = "builtin_name"
     BAD_NAME = "bad_name"
     BUNDLED_MODEL = "bundled_model"
+    ALREADY_NPU_READY = "already_npu_ready"  # quantize: per-tensor uint8 already, nothing to do
     # image (data: path)
     IMAGE_NOT_FOUND = "image_not_found"
     IMAGE_IS_FOLDER = "image_is_folder"

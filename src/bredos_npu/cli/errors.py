@@ -44,6 +44,7 @@ FIXES: dict[Reason, str | Callable[[BredosNpuError], str | None] | None] = {
     Reason.NOT_DOWNLOADED: _not_downloaded,
     Reason.OFFLINE: _offline,
     Reason.DELEGATE_FAILED: "pass --backend auto to go on on the CPU",
+    Reason.ALREADY_NPU_READY: "check it with `bredos-npu inspect`",
 }
 # Hints added after the fix: where to look next.
 HINTS = {

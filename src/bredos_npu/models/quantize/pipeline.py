@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bredos_npu.errors import ModelError, OutputError
+from bredos_npu.errors import ModelError, OutputError, Reason
 from bredos_npu.models.inspection import rules
 from bredos_npu.models.inspection.analysis import inspect_model
 from bredos_npu.models.inspection.graph import Graph, parse
@@ -109,7 +109,8 @@ def _refuse_ready(graph: Graph, path: Path) -> None:
                 for op in convolutions)
     if ready:
         raise ModelError(f"{path} is already quantized per tensor to uint8: it is ready for the NPU "
-                         "as it is (check it with `bredos-npu inspect`).")
+                         "as it is", "check it with bredos_npu.inspect()", Reason.ALREADY_NPU_READY,
+                         path=path)
 
 
 def _normalisation(content: bytes) -> tuple[Any, Any, tuple[float, float]]:
