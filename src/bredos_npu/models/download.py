@@ -138,10 +138,14 @@ def _claim_partial(target: Path, cap: int) -> tuple[Path, IO[bytes]]:
             extra.unlink(missing_ok=True)
             handle.close()
         # One partial file per download, so two processes fetching the same model do not clash.
-        descriptor, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=folder)
+        # It gets its .part name only once locked: a download starting meanwhile would otherwise
+        # take the fresh file for a leftover, lock it first and make this one fail.
+        descriptor, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".new", dir=folder)
         handle = os.fdopen(descriptor, "rb")
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return Path(name), handle
+        partial = Path(name).with_suffix(".part")
+        os.replace(name, partial)
+        return partial, handle
     except OSError as error:
         raise DownloadError(f"Cannot write to the model cache {target.parent}: "
                             f"{error.strerror or error}.", reason=Reason.CACHE_UNUSABLE,
