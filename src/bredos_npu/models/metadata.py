@@ -13,18 +13,13 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from flatbuffers import encode
 from flatbuffers import number_types as types
 from flatbuffers.table import Table
 
-from bredos_npu.models.inspection.graph import schema
+from bredos_npu.models import flatbuf
 
 METADATA_NAME = b"TFLITE_METADATA"
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union tag
-
-
-def _slot(field: int) -> int:
-    return 4 + 2 * field
 
 
 class Normalization(NamedTuple):
@@ -34,32 +29,23 @@ class Normalization(NamedTuple):
     std: tuple[float, ...]
 
 
-def _tables(table: Table, field: int) -> list[Table]:
-    offset = table.Offset(_slot(field))
-    if not offset:
-        return []
-    start = table.Vector(offset)
-    return [Table(table.Bytes, table.Indirect(start + 4 * i)) for i in range(table.VectorLen(offset))]
-
-
 def _floats(table: Table, field: int) -> tuple[float, ...]:
-    offset = table.Offset(_slot(field))
+    offset = table.Offset(flatbuf.slot(field))
     return tuple(float(v) for v in table.GetVectorAsNumpy(types.Float32Flags, offset)) if offset else ()
 
 
 def metadata_buffer(content: bytes) -> bytes | None:
     """The raw TFLITE_METADATA flatbuffer of a .tflite file, or None."""
-    model = schema().Model.GetRootAs(content, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() == METADATA_NAME:
-            data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return None if isinstance(data, int) else data.tobytes()
-    return None
+    model = flatbuf.root(content)
+    index = flatbuf.metadata_entries(model).get(METADATA_NAME)
+    if index is None:
+        return None
+    span = flatbuf.data_span(flatbuf.tables(model, flatbuf.MODEL_BUFFERS)[index])
+    return content[span[0]:span[1]] if span else None
 
 
 def _unit_normalization(unit: Table) -> Normalization | None:
-    kind, value = unit.Offset(_slot(0)), unit.Offset(_slot(1))
+    kind, value = unit.Offset(flatbuf.slot(0)), unit.Offset(flatbuf.slot(1))
     if not (kind and value) or unit.Get(types.Uint8Flags, kind + unit.Pos) != NORMALIZATION_OPTIONS:
         return None
     options = Table(unit.Bytes, unit.Indirect(value + unit.Pos))
@@ -73,9 +59,9 @@ def input_normalization(content: bytes) -> Normalization | None:
         raw = metadata_buffer(content)
         if not raw:
             return None
-        root = Table(raw, encode.Get(types.UOffsetTFlags.packer_type, raw, 0))
-        units = [unit for subgraph in _tables(root, 3)[:1] for tensor in _tables(subgraph, 2)[:1]
-                 for unit in _tables(tensor, 4)]
+        root = flatbuf.root(raw)
+        units = [unit for subgraph in flatbuf.tables(root, 3)[:1]
+                 for tensor in flatbuf.tables(subgraph, 2)[:1] for unit in flatbuf.tables(tensor, 4)]
         found = [n for n in map(_unit_normalization, units) if n is not None]
         return found[0] if found else None
     except (IndexError, struct.error, ValueError, TypeError):

@@ -100,20 +100,14 @@ def _corrupt(path: str | os.PathLike[str], why: str) -> ModelError:
 
 def _buffers_end(content: bytes) -> tuple[int, bool]:
     """(the byte after the last buffer's data, whether the model names a metadata buffer)."""
-    from bredos_npu.models.inspection.graph import schema
+    from bredos_npu.models import flatbuf
 
-    model = schema().Model.GetRootAs(content, 0)
+    model = flatbuf.root(content)
     end = 0
-    for i in range(model.BuffersLength()):
-        buffer = model.Buffers(i)
-        slot = buffer._tab.Offset(4)  # Buffer.data
-        if slot:
-            end = max(end, buffer._tab.Vector(slot) + buffer._tab.VectorLen(slot))
-        offset = buffer.Offset() if hasattr(buffer, "Offset") else 0
-        if offset > 1:  # data stored after the flatbuffer (models > 2 GB)
-            end = max(end, offset + buffer.Size())
-    names = {model.Metadata(i).Name() for i in range(model.MetadataLength())}
-    return end, METADATA_NAME in names
+    for buffer in flatbuf.tables(model, flatbuf.MODEL_BUFFERS):
+        span = flatbuf.data_span(buffer)
+        end = max(end, span[1] if span else 0, flatbuf.external_end(buffer))
+    return end, METADATA_NAME in flatbuf.metadata_entries(model)
 
 
 def explain_load_failure(path: str | os.PathLike[str], message: str) -> ModelError:
