@@ -15,6 +15,7 @@ from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, Reason
 from bredos_npu.models.tflite_file import explain_load_failure
 from bredos_npu.runtime.litert import Runtime
+from bredos_npu.runtime.nodes import node_ops
 from bredos_npu.system.cpu import CpuPlan, pinned
 from bredos_npu.tasks.classify import is_score_vector
 
@@ -85,7 +86,7 @@ def segmentation_classes(interpreter: Any) -> int | None:
     shape = [int(d) for d in outputs[0]["shape"]]
     if len(shape) == 4:
         return shape[-1] if shape[-1] > 1 else None
-    for op in interpreter._get_ops_details():
+    for op in node_ops(interpreter):
         if op["op_name"] == "ARG_MAX" and outputs[0]["index"] in op["outputs"]:
             scores = interpreter._get_tensor_details(int(op["inputs"][0]), 0)
             return int(scores["shape"][-1])

@@ -33,6 +33,7 @@ from bredos_npu.runtime.backends import (
     plan_backend,
 )
 from bredos_npu.runtime.interpreter import (
+    COMPUTE_OPS,
     allocate,
     build_interpreter,
     classifier_classes,
@@ -41,7 +42,7 @@ from bredos_npu.runtime.interpreter import (
     takes_float_input,
 )
 from bredos_npu.runtime.litert import Runtime, find_runtime
-from bredos_npu.runtime.nodes import NodeSummary, summarise, taken_nodes
+from bredos_npu.runtime.nodes import NodeSummary, node_ops, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
 from bredos_npu.runtime.stream import Stream
 from bredos_npu.system.cpu import CpuPlan, pinned, plan_threads
@@ -299,7 +300,7 @@ class Model:
         model_nodes = self.backend.nodes.model_nodes
         self.interpreter = interpreter
         self.backend = replace(self.backend, name="cpu", delegate=None, fallback=error,
-                               nodes=summarise(interpreter._get_ops_details(), model_nodes,
+                               nodes=summarise(node_ops(interpreter), model_nodes,
                                                model_nodes),
                                npu_node_indices=(), hazards=())
         if self.on_fallback is not None:
@@ -523,7 +524,7 @@ def load(
     on_cpu = build_interpreter(runtime, source.path, source.content, cpu, [], debug)
     plan = _plan(request, source, system, cpu, on_cpu)
     interpreter, plan = _build(plan, runtime, source, on_cpu, debug)
-    info = _place(plan, interpreter, source.path, len(on_cpu._get_ops_details()), debug)
+    info = _place(plan, interpreter, source.path, len(node_ops(on_cpu)), debug)
     names = choose_labels(source.labels, embedded_files(source.content),
                           classifier_classes(interpreter), segmentation_classes(interpreter))
     request = _with_normalization(request, interpreter, source.content)
@@ -545,7 +546,7 @@ def _check_arguments(backend: str, mean: float | None, std: float | None) -> Non
 def _plan(request: LoadRequest, source: ModelSource, system: SystemRoot, cpu: CpuPlan,
           on_cpu: Any) -> BackendPlan:
     """The backend plan for ``source``; ``on_cpu`` is its interpreter without delegates."""
-    float_model = is_float_model(on_cpu._get_ops_details(),
+    float_model = is_float_model(node_ops(on_cpu, typed=COMPUTE_OPS),
                                  np.dtype(on_cpu.get_input_details()[0]["dtype"]))
     return plan_backend(request.backend, cpu, system,
                         model_path=source.path, model_digest=hashlib.sha256(source.content).hexdigest(),
@@ -571,9 +572,9 @@ def _place(plan: BackendPlan, interpreter: Any, model_path: Path, model_nodes: i
 
     "auto" gives up a delegate that took none of the model's ``model_nodes`` operators.
     """
-    after_delegate = len(interpreter._get_ops_details())
+    after_delegate = len(node_ops(interpreter))
     allocate(interpreter, model_path, plan.cpu, debug)
-    live_ops = interpreter._get_ops_details()
+    live_ops = node_ops(interpreter)
     nodes = summarise(live_ops, model_nodes, after_delegate)
     npu_nodes = taken_nodes(live_ops, range(model_nodes, after_delegate), model_nodes)
     if plan.backend == "npu" and not npu_nodes and plan.requested == "auto":
