@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bredos_npu.cli.errors import describe
-from bredos_npu.doctor import FAIL, OK, WARN, Report
-from bredos_npu.runtime.model import BackendInfo, Model
 from bredos_npu.text import for_terminal
 
-STATUS_STYLE = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
+if TYPE_CHECKING:  # imported for the types only: classify's start must not pay for the doctor
+    from bredos_npu.doctor import Report
+    from bredos_npu.runtime.model import BackendInfo, Model
 
 
 def backend_line(info: BackendInfo) -> str:
@@ -56,10 +56,13 @@ def model_header(model: Model, default: bool, has_classes: bool = True) -> str:
 
 
 def doctor_text(report: Report) -> str:
+    from bredos_npu.doctor import FAIL, OK, WARN
+
+    status_style = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
     width = max(len(c.name) for c in report.checks)
     lines = []
     for check in report.checks:
-        word, colour = STATUS_STYLE.get(check.status, (check.status, "white"))
+        word, colour = status_style.get(check.status, (check.status, "white"))
         status = click.style(f"{word:>4}", fg=colour, bold=check.status == FAIL)
         lines.append(f"[{status}] {check.name:<{width}}  {check.found}")
         if check.fix and check.status != OK:

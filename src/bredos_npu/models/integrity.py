@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +19,8 @@ class Integrity(NamedTuple):
 
 
 def file_digest(path: Path, integrity: Integrity) -> str:
+    import hashlib  # on demand: loading OpenSSL costs start-up time that only downloads need
+
     size = path.stat().st_size
     digest = hashlib.sha256() if integrity.kind == "sha256" else hashlib.sha1(b"blob %d\0" % size)
     with path.open("rb") as handle:

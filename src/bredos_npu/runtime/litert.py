@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
-from functools import cache
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
 
 from bredos_npu.errors import Reason, RuntimeMissingError
 
@@ -19,16 +19,27 @@ CANDIDATES = (
 )
 
 
-class Runtime(NamedTuple):
-    """The runtime in use: its module name, version, and the two entry points we need."""
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime in use: its module name, the two entry points we need, and its version."""
 
     name: str
-    version: str
+    distributions: tuple[str, ...]
     interpreter_class: Any
     load_delegate: Any
 
+    @cached_property
+    def version(self) -> str:
+        """The installed distribution's version ("unknown" when none is found).
+
+        Read on demand: importlib.metadata costs tens of milliseconds at start-up.
+        """
+        return _version(self.distributions)
+
 
 def _version(distributions: tuple[str, ...]) -> str:
+    import importlib.metadata
+
     for dist in distributions:
         try:
             return importlib.metadata.version(dist)
@@ -52,8 +63,7 @@ def find_runtime() -> Runtime:
         if module is None:
             continue
         load_delegate = getattr(module, "load_delegate", None) or module.experimental.load_delegate
-        return Runtime(module_name.split(".")[0], _version(distributions), module.Interpreter,
-                       load_delegate)
+        return Runtime(module_name.split(".")[0], distributions, module.Interpreter, load_delegate)
     raise RuntimeMissingError(
         "No TensorFlow Lite runtime is installed",
         f"run `{INSTALL_HINT}` (wheels for CPython 3.11-3.14 on aarch64)", Reason.MISSING_PACKAGE,
