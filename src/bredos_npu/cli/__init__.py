@@ -22,13 +22,40 @@ COMMANDS = {"bench": "bredos_npu.cli.bench", "cluster": "bredos_npu.cli.cluster"
             "serve": "bredos_npu.cli.serve"}
 
 
+# What `bredos-npu --help` lists: every command (the registry's tasks and COMMANDS) with the first
+# sentence of its help. Kept here so that the listing imports no command (each pulls numpy, PIL or
+# an extra); tests/test_start.py checks it against the registry and the commands' own help.
+SUMMARIES = {
+    "bench": "Benchmark MODEL (default: the bundled MobileNet V2) on each backend.",
+    "classify": "Classify IMAGES and folders of images (default: a bundled sample photo).",
+    "cluster": "Run bulk jobs across many RK3588 boards with Ray (see --cluster on classify/detect/...).",
+    "detect": "Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).",
+    "doctor": "Check SoC, kernel, driver, device, Teflon and Python runtime.",
+    "inspect": "Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.",
+    "models": "The model zoo: known-good models for the RK3588 NPU, downloaded and verified on demand.",
+    "pose": "Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).",
+    "quantize": "Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.",
+    "report": "Measure the NPU against the CPU on this board and write a report to attach to an issue.",
+    "segment": "Label every pixel of IMAGES (default: DeepLab V3 MobileNet V2, Pascal VOC classes).",
+    "serve": "Serve models over HTTP: DeepStack-compatible detection (Frigate, Home Assistant, Blue "
+             "Iris), a native JSON API for every task, Prometheus metrics and a web page at /.",
+}
+
+
 class Commands(click.Group):
     """The task commands come from the task registry, the others from COMMANDS, both on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from bredos_npu.tasks import registry
+        return sorted(SUMMARIES)
 
-        return sorted([*registry.names(), *COMMANDS])
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, from SUMMARIES instead of importing every command."""
+        from click.utils import make_default_short_help
+
+        limit = formatter.width - 6 - max(map(len, SUMMARIES))
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, make_default_short_help(SUMMARIES[name], limit))
+                                for name in sorted(SUMMARIES)])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
