@@ -9,7 +9,6 @@ Ctrl-C interrupts at once).
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -290,6 +289,8 @@ def _frame_document(result: Any, body: dict[str, Any], tracks: list[int | None] 
 
 
 def _emit(out: IO[str] | None, document: dict[str, Any]) -> None:
+    import json  # here: images, which import this module too, start faster without it
+
     if out is not None:
         out.write(json.dumps(document) + "\n")
         out.flush()  # readable while a live stream runs (tail -f)

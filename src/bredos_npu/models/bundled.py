@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "mobilenet_v2_1.0_224_quant.tflite"
 SAMPLE_IMAGE_NAME = "cat.bmp"
 
 
+DATA = Path(__file__).parent / "data"  # not importlib.resources: it costs start-up time
+
+
 def data_path(name: str) -> Path:
-    return Path(str(files("bredos_npu.models") / "data" / name))
+    return DATA / name
 
 
 def default_model() -> Path:

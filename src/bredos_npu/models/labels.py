@@ -17,7 +17,9 @@ def parse_labels(text: str) -> dict[int, str]:
     "???" or "n/a". A last paragraph shorter than the rest is taken as notes and dropped (Coral's
     Pascal VOC file has two lines of notes after its 21 labels)."""
     lines = [line.rstrip("\r").lstrip("\ufeff").strip() for line in text.splitlines()]
-    numbered = [_ID_LINE.match(line) for line in lines if line]
+    filled = [line for line in lines if line]
+    # A plain file fails on its first line: no need to try the pattern on its 1000 others.
+    numbered = [_ID_LINE.match(line) for line in filled] if filled and _ID_LINE.match(filled[0]) else []
     if numbered and all(numbered):
         return {int(m.group(1)): m.group(2) for m in numbered if m}
     paragraphs: list[list[str]] = [[]]

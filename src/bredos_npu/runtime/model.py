@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.errors import BackendError, ModelError, Reason, UsageError
-from bredos_npu.models import bundled, zoo
+from bredos_npu.models import bundled
 from bredos_npu.models.integrity import Progress
 from bredos_npu.models.labels import LabelSet, choose_labels
 from bredos_npu.models.metadata import input_normalization
@@ -470,6 +470,8 @@ def resolve_model(path: str | os.PathLike[str] | bytes | None,
     if path is None:
         model_path = bundled.default_model()
     else:
+        from bredos_npu.models import zoo  # on demand: the bundled model needs no zoo
+
         resolved = zoo.resolve(path, download_progress, with_labels=labels is None)
         model_path, labels = resolved.path, labels if labels is not None else resolved.labels
     return ModelSource(model_path, read_model_bytes(model_path), labels)
