@@ -58,12 +58,14 @@ class BackendPlan:
 
 
 def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path: Path,
-                 model_digest: str, float_model: bool, delegate: str | None = None) -> BackendPlan:
+                 model_digest: str | None, float_model: bool, delegate: str | None = None
+                 ) -> BackendPlan:
     """Decide where the model at ``model_path`` runs, without loading a delegate in this process.
 
     requested: "auto", "npu" or "cpu". model_digest: the model's sha256 (keys the delegate probe's
-    cache). float_model: the model computes in float (Teflon must not take it). delegate: the
-    library the caller named (default: $BREDOS_NPU_DELEGATE, then Teflon's usual places).
+    cache; None: computed from the file, only when a delegate is probed). float_model: the model
+    computes in float (Teflon must not take it). delegate: the library the caller named (default:
+    $BREDOS_NPU_DELEGATE, then Teflon's usual places).
     Under "npu" any reason not to use the NPU is raised as BackendError; under "auto" it becomes
     the plan's ``reason`` and the plan says "cpu".
     """
@@ -112,7 +114,7 @@ def npu_hazards(model_path: Path, backend: str) -> list[str]:
     return [f"op {i}: {h}" for i, h in inspection.hazards_at(WRONG, UNVERIFIED)]
 
 
-def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str) -> None:
+def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str | None) -> None:
     """Raise BackendError when the delegate crashes or hangs on this model in a child process.
 
     Clean failures (no delegate, a refused graph) are left to the in-process path, which explains

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -550,8 +549,8 @@ def _plan(request: LoadRequest, source: ModelSource, system: SystemRoot, cpu: Cp
     """The backend plan for ``source``; ``on_cpu`` is its interpreter without delegates."""
     float_model = is_float_model(node_ops(on_cpu, typed=COMPUTE_OPS),
                                  np.dtype(on_cpu.get_input_details()[0]["dtype"]))
-    return plan_backend(request.backend, cpu, system,
-                        model_path=source.path, model_digest=hashlib.sha256(source.content).hexdigest(),
+    # No digest: it is computed only if a delegate is probed, so the CPU path skips OpenSSL.
+    return plan_backend(request.backend, cpu, system, model_path=source.path, model_digest=None,
                         float_model=float_model, delegate=request.delegate)
 
 
