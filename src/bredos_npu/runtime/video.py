@@ -25,8 +25,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,9 +40,6 @@ from bredos_npu.errors import (
     SourceError,
     UsageError,
 )
-
-if TYPE_CHECKING:  # fractions (and decimal) only with PyAV: image commands import this module too
-    from fractions import Fraction
 
 log = logging.getLogger("bredos_npu.video")
 
@@ -239,8 +237,6 @@ class VideoSource:
 
     def open(self) -> VideoInfo:
         """Open the source (errors raise here, once) and start decoding."""
-        from fractions import Fraction
-
         av = _av()
         self._container = self._connect(av)
         stream = self._container.streams.video[0]
@@ -484,8 +480,6 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int,
                  rate: Fraction | None, codec: str = "libx264") -> None:
-        from fractions import Fraction
-
         av = _av()
         self.path = Path(path)
         self.rate = Fraction(rate).limit_denominator(100000) if rate else Fraction(30)
