@@ -80,4 +80,5 @@ def test_help_lists_every_command_with_its_summary():
     limit = 78 - 6 - max(map(len, names))  # click writes COLUMNS - 2 wide, as click.Group does
     with click.Context(cli) as ctx:
         for name in names:
-            assert lines[name] == cli.get_command(ctx, name).get_short_help_str(limit=limit), name
+            own = cli.get_command(ctx, name).get_short_help_str(limit=limit)
+            assert lines[name] == own, f"{name}: update SUMMARIES in bredos_npu/cli/__init__.py"

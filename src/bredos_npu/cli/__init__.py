@@ -26,12 +26,13 @@ COMMANDS = {"bench": "bredos_npu.cli.bench", "cluster": "bredos_npu.cli.cluster"
 # sentence of its help. Kept here so that the listing imports no command (each pulls numpy, PIL or
 # an extra); tests/test_start.py checks it against the registry and the commands' own help.
 SUMMARIES = {
-    "bench": "Benchmark MODEL (default: the bundled MobileNet V2) on each backend.",
+    "bench": "Benchmark models (default: the bundled MobileNet V2) on each backend.",
     "classify": "Classify IMAGES and folders of images (default: a bundled sample photo).",
     "cluster": "Run bulk jobs across many RK3588 boards with Ray (see --cluster on classify/detect/...).",
     "detect": "Find objects in IMAGES with an SSD-style detector (default: SSD MobileNet V1, COCO).",
     "doctor": "Check SoC, kernel, driver, device, Teflon and Python runtime.",
-    "inspect": "Predict which operators of MODEL Mesa Teflon runs on the RK3588 NPU, and why not the rest.",
+    "inspect": "Predict which operators of MODEL (default: the bundled MobileNet V2) Mesa Teflon runs on "
+               "the RK3588 NPU, and why not the rest.",
     "models": "The model zoo: known-good models for the RK3588 NPU, downloaded and verified on demand.",
     "pose": "Find the 17 body keypoints of the person in IMAGES (default: MoveNet Lightning).",
     "quantize": "Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.",
