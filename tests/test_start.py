@@ -72,7 +72,7 @@ def test_help_lists_every_command_with_its_summary():
     """Whatever makes --help light, it shows each command's own summary (as click shortens it)."""
     listing = subprocess.run([sys.executable, "-m", "bredos_npu", "--help"], capture_output=True,
                              text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
-    assert listing.returncode == 0, listing.stderr
+    assert listing.returncode == 0 and listing.stderr == "", listing.stderr
     names = sorted([*registry.names(), *COMMANDS])
     lines = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in
              listing.stdout.split("Commands:\n", 1)[1].splitlines() if line.strip()}

@@ -51,11 +51,10 @@ class Commands(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing, from SUMMARIES instead of importing every command."""
-        from click.utils import make_default_short_help
-
         limit = formatter.width - 6 - max(map(len, SUMMARIES))
+        # A bare Command shortens the text exactly as the real command would.
         with formatter.section("Commands"):
-            formatter.write_dl([(name, make_default_short_help(SUMMARIES[name], limit))
+            formatter.write_dl([(name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit))
                                 for name in sorted(SUMMARIES)])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
