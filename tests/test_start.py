@@ -24,6 +24,8 @@ HEAVY = ("tqdm", "jsonschema", "starlette", "fastapi", "uvicorn", "av", "ray", "
          "PIL.ImageDraw", "PIL.ImageFont", "bredos_npu.doctor", "bredos_npu.serve",
          "bredos_npu.cluster", "bredos_npu.report", "bredos_npu.models.quantize",
          "bredos_npu.models.inspection.graph", "bredos_npu.runtime.probe",
+         "bredos_npu.runtime.stream", "bredos_npu.tasks.detect", "bredos_npu.tasks.pose",
+         "bredos_npu.tasks.segment",
          *(module for module in COMMANDS.values()))
 
 # A bare interpreter that imports only ai_edge_litert + PIL + numpy: the independent reference

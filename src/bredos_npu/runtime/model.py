@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -43,14 +43,11 @@ from bredos_npu.runtime.interpreter import (
 from bredos_npu.runtime.litert import Runtime, find_runtime
 from bredos_npu.runtime.nodes import NodeSummary, node_ops, summarise, taken_nodes
 from bredos_npu.runtime.pipeline import Result, run_pipeline
-from bredos_npu.runtime.stream import Stream
 from bredos_npu.system.cpu import CpuPlan, pinned, plan_threads
 from bredos_npu.system.root import SystemRoot
 from bredos_npu.tasks import registry
 from bredos_npu.tasks.classify import Class, to_probabilities
-from bredos_npu.tasks.detect import Detection
 from bredos_npu.tasks.image import ImageSource, decode, resize_for_input
-from bredos_npu.tasks.pose import Keypoint
 from bredos_npu.tasks.quant import (
     Quantization,
     dequantize,
@@ -58,7 +55,12 @@ from bredos_npu.tasks.quant import (
     pixels_to_input,
     takes_pixels,
 )
-from bredos_npu.tasks.segment import Segmentation
+
+if TYPE_CHECKING:  # the other tasks' types and video streams: not needed to classify images
+    from bredos_npu.runtime.stream import Stream
+    from bredos_npu.tasks.detect import Detection
+    from bredos_npu.tasks.pose import Keypoint
+    from bredos_npu.tasks.segment import Segmentation
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,8 @@ class Model:
         (seconds), ``retries``, ``backoff``, ``on_event``: see
         :class:`~bredos_npu.runtime.video.VideoSource`. Needs the ``[video]`` extra.
         """
+        from bredos_npu.runtime.stream import Stream
+
         chosen = registry.get(task)
         values = chosen.bind(options)
         chosen.check(self)
