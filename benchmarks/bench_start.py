@@ -3,7 +3,8 @@
 
 The bare script (written to a temporary file) uses only ai_edge_litert + PIL + numpy (+ zipfile
 for the labels the model embeds): load the bundled model, open the image as RGB, resize it
-(bilinear), invoke, print the top 5. Both run as fresh processes, alternating, and the wall time
+(bilinear), invoke with as many XNNPACK threads as the CLI chooses (``--threads`` sets both),
+print the top 5. Both run as fresh processes, alternating, and the wall time
 from process start to exit is compared as medians measured in one run, so the ratio holds even
 where absolute times are noisy. Both must name the same top-1 class: the bare script is the
 independent reference. Target: CLI <= 1.20x bare.
@@ -39,8 +40,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-model, image_path = sys.argv[1], sys.argv[2]
-interpreter = Interpreter(model_path=model)
+model, image_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+interpreter = Interpreter(model_path=model, num_threads=threads)
 interpreter.allocate_tensors()
 detail = interpreter.get_input_details()[0]
 height, width = detail["shape"][1:3]
@@ -120,10 +121,14 @@ def costliest_imports(command: list[str], reference: list[str], count: int) -> l
 
 def main() -> int:
     from bredos_npu.models import bundled
+    from bredos_npu.system.cpu import plan_threads
+    from bredos_npu.system.root import SystemRoot
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--image", default=str(bundled.sample_image()))
+    parser.add_argument("--threads", type=int, help="XNNPACK threads of both (default: the CLI's "
+                        "choice, one per core of the fastest cluster)")
     parser.add_argument("cli_options", nargs="*", help="extra options for the CLI (after --)")
     args = parser.parse_args()
     model = str(bundled.default_model())
@@ -131,8 +136,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         bare_script = Path(folder, "bare_classify.py")
         bare_script.write_text(BARE)
-        bare = [sys.executable, str(bare_script), model, args.image]
-        cli = [*cli_command(), "classify", args.image, *args.cli_options]
+        threads = args.threads or plan_threads(SystemRoot.from_env(None)).threads
+        bare = [sys.executable, str(bare_script), model, args.image, str(threads)]
+        classify = ["classify", "--threads", str(threads), args.image, *args.cli_options]
+        cli = [*cli_command(), *classify]
         # One untimed run each: the page cache and .pyc files are then warm for both.
         expected, got = top1(timed_run(bare).stdout), top1(timed_run(cli).stdout)
         if expected != got:
@@ -144,7 +151,8 @@ def main() -> int:
 
         wall = {name: statistics.median(r.wall_ms for r in done) for name, done in runs.items()}
         cpu = {name: statistics.median(r.cpu_ms for r in done) for name, done in runs.items()}
-        print(f"rounds: {args.rounds}, image: {args.image}, top-1 class {got} in both")
+        print(f"rounds: {args.rounds}, image: {args.image}, {threads} XNNPACK thread(s), "
+              f"top-1 class {got} in both")
         for name, title in (("bare", "bare script (ai_edge_litert + PIL + numpy)"),
                             ("cli", "bredos-npu classify IMAGE")):
             print(f"{title:<42} median wall {wall[name]:7.1f} ms, cpu {cpu[name]:7.1f} ms")
@@ -153,7 +161,7 @@ def main() -> int:
         print(f"ratio (wall): {ratio:.2f}x (target <= {TARGET:.2f}x: {verdict}); "
               f"cpu time: {cpu['cli'] / cpu['bare']:.2f}x")
 
-        module_cli = ["-m", "bredos_npu", "classify", args.image, *args.cli_options]
+        module_cli = ["-m", "bredos_npu", *classify]
         print("\nthe CLI's costliest imports that the bare script does without "
               "(cumulative ms, python -X importtime):")
         for microseconds, name in costliest_imports(module_cli, bare[1:], 15):
