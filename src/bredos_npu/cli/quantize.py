@@ -24,6 +24,9 @@ def quantize(model: str, output: str, calibration: str, count: int, evaluation: 
              labels: str | None, report: str | None) -> None:
     """Quantize MODEL (float, or per-channel int8 .tflite) per tensor to uint8 for the NPU.
 
+    MODEL may also be a SavedModel folder or a .keras/.h5 file (the [convert] extra, TensorFlow)
+    or an .onnx file (the [onnx] extra, onnx2tf): it is converted to a float .tflite first.
+
     Tries plain quantization, cross-layer equalization, equalization with bias correction
     (Nagel et al., ICCV 2019), and equalization with adaptive rounding (AdaRound/GPTQ) plus
     empirical bias correction; measures each against MODEL, chooses on the calibration images,

@@ -31,6 +31,7 @@ from bredos_npu.models.quantize import (
     bias_correction,
     calibrate,
     check,
+    convert,
     dequantize,
     equalize,
     flatbuffer,
@@ -164,6 +165,10 @@ def quantize(model: str | os.PathLike[str], output: str | os.PathLike[str],
              progress: Progress | None = None) -> QuantizeResult:
     """Quantize ``model`` (float, or per-channel int8 .tflite) to per-tensor uint8 for the NPU.
 
+    ``model`` may also be a SavedModel folder or a ``.keras``/``.h5`` file (with the ``convert``
+    extra: TensorFlow) or an ``.onnx`` file (with the ``onnx`` extra: onnx2tf), converted to a
+    float .tflite first (:mod:`.convert`).
+
     ``calibration``: a folder of images like those the model will see; up to ``count`` of them
     calibrate, and every fourth is held out to measure agreement (or all of ``evaluation``'s
     images when that folder is given). ``labels``: a label file to pack into the output (the
@@ -179,7 +184,8 @@ def quantize(model: str | os.PathLike[str], output: str | os.PathLike[str],
         raise OutputError(f"{target} already exists: choose another name (quantize never replaces "
                           "a file).")
     path = Path(model)
-    content = read_model_bytes(path)
+    converted = convert.needs_conversion(path)
+    content = convert.to_float_tflite(path, say) if converted else read_model_bytes(path)
     graph = parse(content, path)
     size, channels = _image_input(graph, path)
     _refuse_ready(graph, path)
@@ -187,10 +193,10 @@ def quantize(model: str | os.PathLike[str], output: str | os.PathLike[str],
     if labels is not None:
         read_label_file(labels)  # one clear sentence for a bad file
         packed[Path(labels).name] = Path(labels).read_bytes()
-    before = inspect_model(path)
+    before = inspect_model(content)
 
     tree = flatbuffer.read(content)
-    changes = []
+    changes = ["converted to a float .tflite"] if converted else []
     if dequantize.is_integer_model(tree):
         dequantize.dequantize(tree)
         changes.append("dequantized to float")
