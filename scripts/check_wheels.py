@@ -23,6 +23,7 @@ PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26
              "manylinux_2_24_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 OLDEST_NUMPY = ("numpy==1.26.*", ("3.11", "3.12"))
 # The extras users install on boards (``test`` is for development machines and CI only).
+# Not "convert" and "onnx": TensorFlow has no CPython 3.14 aarch64 wheels; the README says so.
 EXTRAS = ("cluster", "plot", "quantize", "serve", "video")
 
 

@@ -9,6 +9,8 @@ never switched on here and "per-channel disabled" needs no flag.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -61,6 +63,7 @@ def to_float_tflite(path: str | os.PathLike[str],
 
 
 def _tensorflow(hint: str, extra: str) -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         import tensorflow as tf
     except ImportError:
@@ -73,12 +76,15 @@ def _from_tensorflow(source: Path, say: Callable[[str], None]) -> bytes:
     tf = _tensorflow(CONVERT_HINT, "convert")
     say(f"converting {source} to a float .tflite with TensorFlow {tf.__version__}")
     try:
-        if is_folder(source):
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
-        else:
-            converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.models.load_model(source))
-        # No converter.optimizations: a float model; ai-edge-quantizer quantizes it per tensor.
-        return bytes(converter.convert())
+        # Keras prints the traced endpoints on stdout, which is the command's summary: keep it quiet.
+        with contextlib.redirect_stdout(io.StringIO()):
+            if is_folder(source):
+                converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
+            else:
+                keras_model = tf.keras.models.load_model(source, compile=False)
+                converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+            # No converter.optimizations: a float model; ai-edge-quantizer quantizes it per tensor.
+            return bytes(converter.convert())
     except Exception as error:  # TensorFlow raises many kinds; the user needs its one line
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"TensorFlow could not convert {source} ({detail})", None,
