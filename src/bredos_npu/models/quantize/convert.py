@@ -19,12 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bredos_npu.errors import ModelError, Reason, RuntimeMissingError
 from bredos_npu.inputs import MODEL, is_folder, open_regular
 from bredos_npu.models.tflite_file import check_model_content
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ONNX_SUFFIX = ".onnx"
+ONNX2TF_SAMPLES = "calibration_image_sample_data_20x128x128x3_float32.npy"
 SAVED_MODEL = "saved_model.pb"
 CONVERT_HINT = "pip install 'bredos-npu[convert]'"
 ONNX_HINT = "pip install 'bredos-npu[onnx]'"
@@ -100,17 +103,31 @@ def _from_onnx(source: Path, say: Callable[[str], None]) -> bytes:
                                   Reason.MISSING_PACKAGE, package="onnx2tf", extra="onnx")
     say(f"converting {source} to a float .tflite with onnx2tf")
     with tempfile.TemporaryDirectory(prefix="bredos-npu-onnx2tf-") as folder:
+        _sample_images(Path(folder))
+        output = Path(folder) / "out"
         # A child process: onnx2tf prints a lot and keeps TensorFlow state; the deadline bounds it.
         try:
-            done = subprocess.run([sys.executable, "-m", "onnx2tf", "-i", str(source), "-o", folder],
-                                  capture_output=True, text=True, timeout=ONNX_DEADLINE_S, check=False)
+            done = subprocess.run([sys.executable, "-m", "onnx2tf", "-i", str(source.resolve()),
+                                   "-o", str(output)], cwd=folder, capture_output=True, text=True,
+                                  timeout=ONNX_DEADLINE_S, check=False)
         except subprocess.TimeoutExpired:
             raise ModelError(f"onnx2tf did not convert {source} within {ONNX_DEADLINE_S:.0f} s", None,
                              Reason.MODEL_LOAD_FAILED, path=str(source)) from None
-        floats = sorted(Path(folder).glob("*_float32.tflite"))
+        floats = sorted(output.glob("*_float32.tflite"))
         if done.returncode != 0 or not floats:
             lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
             detail = lines[-1].strip() if lines else f"exit status {done.returncode}"
             raise ModelError(f"onnx2tf could not convert {source} ({detail})", None,
                              Reason.MODEL_LOAD_FAILED, path=str(source))
         return floats[0].read_bytes()
+
+
+def _sample_images(folder: Path) -> None:
+    """The sample images onnx2tf runs both models on to compare them, written where it looks first.
+
+    For a model with image inputs onnx2tf loads 20 128x128 RGB images (0..1) from this file in its
+    working folder, else downloads them from GitHub (which fails offline). Only that comparison
+    uses them, so fixed noise serves; calibration happens later, on the user's images.
+    """
+    noise = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    np.save(folder / ONNX2TF_SAMPLES, noise)
