@@ -212,6 +212,11 @@ def test_native_classify_segment_pose(server):
     classes = requests.post(server.url + "/v1/classify?top_k=3", files={"image": CAT.read_bytes()},
                             headers=headers, timeout=TIMEOUT).json()["classes"]
     assert len(classes) == 3 and classes[0]["index"] == 286  # Egyptian cat
+    # The task's own options (from the registry) reach it: max_results caps detect's answer.
+    found = {cap: requests.post(server.url + f"/v1/detect?threshold=0.3{cap}", files={"image": jpeg(PETS)},
+                                headers=headers, timeout=TIMEOUT).json()["detections"]
+             for cap in ("", "&max_results=1")}
+    assert len(found[""]) >= 2 and found["&max_results=1"] == found[""][:1]
     segment = requests.post(server.url + "/v1/segment?mask=1", files={"image": jpeg(PETS)},
                             headers=headers, timeout=TIMEOUT).json()
     mask = Image.open(io.BytesIO(__import__("base64").b64decode(segment["mask"])))
@@ -229,6 +234,8 @@ def test_native_classify_segment_pose(server):
     ("/v1/detect?model=missing", 404, "Unknown model"),
     ("/v1/classify?top_k=0", 400, "top_k must be 1 or more"),
     ("/v1/detect?threshold=7", 400, "threshold must be between 0 and 1"),
+    ("/v1/classify?top_k=many", 400, "top_k must be 1 or more, not many"),
+    ("/v1/detect?max_results=0", 400, "max_results must be 1 or more"),
 ])
 def test_native_errors(server, path, status, error):
     response = requests.post(server.url + path, files={"image": CAT.read_bytes()},

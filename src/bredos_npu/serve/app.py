@@ -217,7 +217,7 @@ class Api:
                 raise Problem("No valid image file found", 400)
             threshold = deepstack.min_confidence(upload.fields.get("min_confidence"))
             found, timings = await self.infer(request, served, upload.data,
-                                              tasks.Options(threshold=threshold))
+                                              tasks.options("detect", threshold=threshold))
             return JSONResponse(deepstack.reply(found, request.state.size, self.settings.max_predictions,
                                                 timings["inference_ms"], timings["process_ms"]))
         except ClientDisconnect:
@@ -247,7 +247,7 @@ class Api:
                 served = self.served(upload.fields.get("model"), task)
                 if not upload.data:
                     raise Problem("No image: send it as the multipart field 'image' or as the body.", 400)
-                options = tasks.parse_options(upload.fields)
+                options = tasks.parse_options(task, upload.fields)
                 value, timings = await self.infer(request, served, upload.data, options)
                 width, height = request.state.size
                 return JSONResponse({

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.errors import Reason, UsageError
 from bredos_npu.runtime.model import Model
 from bredos_npu.tasks import registry
 
@@ -21,11 +21,11 @@ TASKS = registry.names()
 
 
 class Options(NamedTuple):
-    """Per-request options: top_k (classify), threshold and max_results (detect), mask (segment)."""
+    """Per-request options: ``values``, the task's own keyword options (e.g. top_k for classify,
+    threshold and max_results for detect), checked by the task; ``mask``: add the class map as a
+    PNG to a segmentation answer (a rendering option of the server)."""
 
-    top_k: int = 5
-    threshold: float = 0.5
-    max_results: int | None = None
+    values: dict[str, Any]
     mask: bool = False
 
 
@@ -42,9 +42,7 @@ def guess(model: Model) -> str | None:
 def postprocess(task: str, model: Model, outputs: list[np.ndarray], size: tuple[int, int],
                 options: Options) -> Any:
     """The task's result for dequantized ``outputs`` of an image of ``size`` (width, height)."""
-    chosen = registry.get(task)
-    values = {option.name: getattr(options, option.name) for option in chosen.options}
-    return chosen.postprocess(model, outputs, size, **values)
+    return registry.get(task).postprocess(model, outputs, size, **options.values)
 
 
 def document(task: str, value: Any, options: Options) -> dict[str, Any]:
@@ -70,30 +68,16 @@ def mask_png(classes: np.ndarray) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def parse_options(values: dict[str, str]) -> Options:
-    """Options from query or form fields; UsageError with one sentence for bad values."""
-    top_k = _number(values, "top_k", int, 5)
-    threshold = _number(values, "threshold", float, 0.5)
-    max_results = _number(values, "max_results", int, None)
-    if top_k < 1:
-        raise UsageError(f"top_k must be 1 or more, not {top_k}", reason=Reason.BAD_VALUE,
-                         option="top_k", value=top_k)
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"threshold must be between 0 and 1, not {values.get('threshold')}",
-                         reason=Reason.BAD_VALUE, option="threshold", value=threshold)
-    if max_results is not None and max_results < 1:
-        raise UsageError(f"max_results must be 1 or more, not {max_results}", reason=Reason.BAD_VALUE,
-                         option="max_results", value=max_results)
+def options(task: str, **values: Any) -> Options:
+    """``task``'s options: ``values`` checked, the others at their defaults."""
+    return Options(registry.get(task).bind(values))
+
+
+def parse_options(task: str, values: Mapping[str, str]) -> Options:
+    """``task``'s options from query or form fields (fields it does not take are ignored, as
+    DeepStack clients send extra ones); UsageError with one sentence for a bad value."""
+    chosen = registry.get(task)
+    given = {option.name: values[option.name].strip() for option in chosen.options
+             if values.get(option.name, "").strip()}
     mask = values.get("mask", "").lower() in ("1", "true", "yes")
-    return Options(top_k, threshold, max_results, mask)
-
-
-def _number(values: dict[str, str], name: str, kind: type, default: Any) -> Any:
-    text = values.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return kind(text)
-    except ValueError:
-        raise UsageError(f"{name} must be a number, not {text[:40]!r}", reason=Reason.BAD_VALUE,
-                         option=name, value=text[:40]) from None
+    return Options(chosen.bind(given), mask)
