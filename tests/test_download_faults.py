@@ -210,3 +210,39 @@ def test_a_cached_file_of_the_wrong_size_is_fetched_again_when_used(capfd, cache
     used = run_cli(capfd, "detect", "-m", SSD, "-b", "cpu", CAT)
     assert used.code == 0, used.err
     assert sha256(cache / SSD_FILE) == SSD_SHA256
+
+
+def _claim_at_once(target, count):
+    """``count`` threads claiming a partial file for ``target`` at the same moment."""
+    import threading
+
+    from bredos_npu.models.download import _claim_partial
+
+    start, claims, failures = threading.Barrier(count), [], []
+
+    def claim():
+        start.wait(timeout=10)
+        try:
+            claims.append(_claim_partial(target, 1 << 20))
+        except Exception as error:  # the failure is the finding
+            failures.append(error)
+
+    threads = [threading.Thread(target=claim) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return claims, failures
+
+
+def test_concurrent_claims_of_partial_files_never_collide(tmp_path):
+    # Many downloads of one model starting at once: each gets its own locked partial file, and no
+    # scan for leftovers grabs (or removes) another's file between its creation and its lock.
+    target = tmp_path / "model.tflite"
+    for _ in range(30):
+        claims, failures = _claim_at_once(target, 8)
+        assert not failures and len({path for path, _ in claims}) == 8
+        assert all(path.exists() for path, _ in claims)
+        for path, handle in claims:
+            path.unlink()
+            handle.close()
