@@ -28,8 +28,6 @@ from bredos_npu.serve import tasks
 from bredos_npu.tasks.quant import dequantize
 
 log = logging.getLogger("bredos_npu.serve")
-EXIF_ORIENTATION = 0x0112
-ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 class Busy(Exception):
@@ -60,36 +58,25 @@ class Inference(NamedTuple):
     backend: str
 
 
-def decode(model: Model, data: bytes) -> Decoded:
+def decode(model: Model, data: bytes, name: str = "upload") -> Decoded:
     """Decode an uploaded image (any format Pillow reads) into ``model``'s input tensor.
 
-    JPEGs decode at a reduced scale when they are far larger than the input (as the CLI does);
-    the size returned is always the original, upright one, so results map back onto it.
+    Decoding is the CLI's (:func:`bredos_npu.tasks.image.decode`): JPEGs far larger than the input
+    decode at a reduced scale, and the size returned is the original, upright one, so results map
+    back onto it. ``name`` names the upload in error messages.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL.Image import DecompressionBombWarning
 
-    from bredos_npu.tasks.image import to_rgb
+    from bredos_npu.tasks.image import decode as decode_image
 
     started = time.perf_counter()
     if not data:
         raise ImageError("The image is empty", reason=Reason.NOT_AN_IMAGE)
-    try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as image:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = image.size
-            if image.getexif().get(EXIF_ORIENTATION) in ROTATED:
-                width, height = height, width
-            image.draft("RGB", (2 * max(model.input_size),) * 2)
-            image.load()
-            picture = to_rgb(ImageOps.exif_transpose(image))
-    except UnidentifiedImageError:
-        raise ImageError("The upload is not an image Pillow can read (corrupt or unsupported format)",
-                         "send a JPEG, PNG or BMP", Reason.NOT_AN_IMAGE) from None
-    except Image.DecompressionBombError:
-        raise ImageError("The image is too large to decode safely", "scale it down first",
-                         Reason.IMAGE_TOO_LARGE) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"The image is truncated or corrupt ({exc})", reason=Reason.IMAGE_CORRUPT) from None
+    upload = io.BytesIO(data)
+    upload.name = name
+    with warnings.catch_warnings():  # a big photo is not worth a warning per request in the log
+        warnings.simplefilter("ignore", DecompressionBombWarning)
+        picture, (width, height) = decode_image(upload, model.input_size)
     tensor = model.prepare(picture).tensor
     return Decoded(tensor, (width, height), (time.perf_counter() - started) * 1e3)
 
