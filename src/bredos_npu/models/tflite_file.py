@@ -104,7 +104,7 @@ def _buffers_end(content: bytes) -> tuple[int, bool]:
 
     model = flatbuf.root(content)
     end = 0
-    for buffer in model.tables(flatbuf.MODEL_BUFFERS):
+    for buffer in flatbuf.tables(model, flatbuf.MODEL_BUFFERS):
         span = flatbuf.data_span(buffer)
         end = max(end, span[1] if span else 0, flatbuf.external_end(buffer))
     return end, METADATA_NAME in flatbuf.metadata_entries(model)
