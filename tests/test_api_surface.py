@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import subprocess
 import sys
 import textwrap
+import typing
+from collections.abc import Iterator
+from enum import Enum
 
+import numpy as np
 import pytest
-from conftest import DEFAULT_MODEL, MODELS
+from conftest import DEFAULT_MODEL, IMAGES, MODELS
+from PIL import Image
 
+import bredos_npu
 from bredos_npu.errors import ModelError, Reason
 from bredos_npu.models.inspection.analysis import inspect_model
 
@@ -107,3 +114,124 @@ def test_without_any_runtime_only_running_needs_one():
     summary, missing = done.stdout.splitlines()
     assert summary == inspect_model(SSD).summary
     assert missing.startswith("8 ai-edge-litert No TensorFlow Lite runtime is installed")
+
+
+# --- the exports -----------------------------------------------------------------------------
+
+def exported() -> dict[str, object]:
+    import bredos_npu
+
+    return {name: getattr(bredos_npu, name) for name in bredos_npu.__all__ if name != "__version__"}
+
+
+def own_docstring(obj: object) -> str:
+    """The object's docstring, without the ones Python writes for NamedTuples and dataclasses."""
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    name = getattr(obj, "__name__", "")
+    return "" if doc.startswith(f"{name}(") else doc
+
+
+def public_members(cls: type) -> dict[str, object]:
+    """Methods and properties defined by the class itself (fields are described by its docstring)."""
+    return {name: value.fget if isinstance(value, property) else value
+            for name, value in vars(cls).items()
+            if not name.startswith("_") and (isinstance(value, property) or inspect.isfunction(value))}
+
+
+def test_every_export_and_its_methods_say_what_they_are():
+    missing = [name for name, obj in exported().items() if not own_docstring(obj)]
+    for name, obj in exported().items():
+        if inspect.isclass(obj) and not issubclass(obj, Enum):
+            missing += [f"{name}.{member}" for member, value in public_members(obj).items()
+                        if not own_docstring(value)]
+    assert len(exported()) > 30 and not missing, f"no docstring: {missing}"
+
+
+def annotated_classes(hint: object) -> Iterator[type]:
+    if inspect.isclass(hint):
+        yield hint
+    for argument in typing.get_args(hint):
+        yield from annotated_classes(argument)
+
+
+def test_every_type_the_api_returns_is_exported():
+    """Follow the annotations of every export (signatures, fields, methods, properties): each
+    bredos_npu class a caller can receive must be importable from ``bredos_npu`` itself."""
+    exports = exported()
+    seen: set[object] = set()
+    todo = list(exports.values())
+    while todo:
+        obj = todo.pop()
+        if obj in seen:
+            continue
+        seen.add(obj)
+        members = [obj, *public_members(obj).values()] if inspect.isclass(obj) else [obj]
+        for member in members:
+            for hint in typing.get_type_hints(member).values():
+                todo += [c for c in annotated_classes(hint) if c.__module__.startswith("bredos_npu")]
+    reached = {c for c in seen if inspect.isclass(c)}
+    assert {exports["BBox"], exports["NodeSummary"], exports["TensorInfo"]} <= reached
+    assert not reached - set(exports.values()), sorted(c.__name__ for c in reached - set(exports.values()))
+
+
+def test_importing_the_package_stays_light():
+    done = run_python("""
+        import sys
+        import bredos_npu
+        names = dir(bredos_npu)
+        assert "Detection" in names and "load" in names, names
+        print(sorted(m for m in ("numpy", "PIL", "click", "bredos_npu.runtime.model") if m in sys.modules))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# --- the conventions the docstrings state, on real results -----------------------------------
+
+def reference_outputs(model_path, tensor):
+    """The model's float outputs from the runtime's own Interpreter with its defaults (XNNPACK on
+    the CPU, as a bare script runs it), for an input tensor made by the Model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None])
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()]
+
+
+def test_boxes_are_pixels_of_the_original_image_x_right_y_down():
+    """BBox: (xmin, ymin, xmax, ymax) in pixels of the original 1200x600 photo, scores 0..1; the
+    reference scales the interpreter's (ymin, xmin, ymax, xmax) fractions by the size PIL reads."""
+    image = IMAGES / "cats_and_dogs.jpg"
+    width, height = Image.open(image).size
+    model = bredos_npu.load(SSD, "cpu")
+    found = model.detect(image, threshold=0.5)
+    boxes, classes, scores, _count = reference_outputs(SSD, model.prepare(image).tensor)
+    kept = scores >= 0.5
+    expected = [(int(c), float(s), *(np.clip(b, 0, 1) * (width, height, width, height)[::-1]))
+                for b, c, s in zip(boxes[kept], classes[kept], scores[kept], strict=True)]
+    assert len(found) == len(expected) >= 2 and (width, height) == (1200, 600)
+    for detection, (class_id, score, ymin, xmin, ymax, xmax) in zip(found, expected, strict=True):
+        assert (detection.id, detection.score) == (class_id, pytest.approx(score))
+        assert detection.bbox == pytest.approx((xmin, ymin, xmax, ymax), abs=1e-3)
+        assert 0 <= detection.bbox.xmin < detection.bbox.xmax <= width
+        assert 0 <= detection.bbox.ymin < detection.bbox.ymax <= height
+        assert 0.5 <= detection.score <= 1
+
+
+def test_keypoints_and_segmentation_maps_are_in_the_original_image_frame():
+    movenet = MODELS / "movenet_single_pose_lightning_ptq.tflite"
+    image = IMAGES / "squat.bmp"
+    width, height = Image.open(image).size
+    model = bredos_npu.load(movenet, "cpu")
+    points = model.pose(image)
+    (rows,) = reference_outputs(movenet, model.prepare(image).tensor)
+    expected = [v for y, x, score in rows.reshape(-1, 3) for v in (x * width, y * height, score)]
+    assert [v for p in points for v in (p.x, p.y, p.score)] == pytest.approx(expected, abs=1e-3)
+    assert all(0 <= p.score <= 1 for p in points) and (width, height) == (500, 610)
+    bird = IMAGES / "bird_segmentation.bmp"
+    segmentation = bredos_npu.load(MODELS / "deeplabv3_mnv2_dm05_pascal_quant.tflite", "cpu").segment(bird)
+    bird_width, bird_height = Image.open(bird).size
+    assert segmentation.classes.shape == (bird_height, bird_width)  # rows are y, columns x
+    assert sum(share.share for share in segmentation.shares) == pytest.approx(1.0)

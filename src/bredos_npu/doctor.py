@@ -31,12 +31,15 @@ __all__ = ["FAIL", "OK", "SKIP", "WARN", "Check", "Report", "diagnose"]
 
 @dataclass(frozen=True)
 class Report:
-    """Every check in the order shown; the NPU is ready when every check marked ``npu`` passed."""
+    """What :func:`diagnose` found: every check in the order shown (board, kernel, driver, device
+    node, permissions, delegate library, runtime...); the NPU is ready when every check marked
+    ``npu`` passed."""
 
     checks: list[Check] = field(default_factory=list)
 
     @property
     def npu_ready(self) -> bool:
+        """True when every check the NPU needs passed (a warning does not block it)."""
         return all(c.passed for c in self.checks if c.npu)
 
     @property
@@ -46,10 +49,12 @@ class Report:
 
     @property
     def verdict(self) -> str:
+        """ "NPU ready", or "CPU only: <what the first failed NPU check found>"."""
         first = self.first_failure
         return "NPU ready" if first is None else f"CPU only: {first.found}"
 
     def as_dict(self) -> dict[str, object]:
+        """``npu_ready``, ``verdict`` and every check, as JSON-ready values."""
         return {"npu_ready": self.npu_ready, "verdict": self.verdict,
                 "checks": [c.as_dict() for c in self.checks]}
 

@@ -154,6 +154,7 @@ class BredosNpuError(Exception):
 
     @property
     def message(self) -> str:
+        """The fact and the fix in one sentence, as ``str(error)``."""
         return str(self)
 
 

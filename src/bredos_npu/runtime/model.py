@@ -125,7 +125,8 @@ class LoadRequest:
 
 
 class TensorSpec(NamedTuple):
-    """An input or output tensor: its index in the interpreter, shape, type and quantization."""
+    """A model input or output: tensor ``index`` in the interpreter, ``shape`` (batch first,
+    channels last for images: 1xHxWxC), numpy ``dtype`` and per-tensor ``quant``."""
 
     index: int
     shape: tuple[int, ...]

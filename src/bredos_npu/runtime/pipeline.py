@@ -42,6 +42,7 @@ class Result(NamedTuple):
 
     @property
     def ok(self) -> bool:
+        """True when there is a ``value`` (no ``error``)."""
         return self.error is None
 
 

@@ -40,6 +40,7 @@ class FrameResult(NamedTuple):
 
     @property
     def ok(self) -> bool:
+        """True when there is a ``value`` (no ``error``)."""
         return self.error is None
 
 
@@ -59,14 +60,17 @@ class Stream:
 
     @property
     def stats(self) -> SourceStats:
+        """The source's counters (frames in/out, dropped, reconnects), live while it runs."""
         return self.source.stats
 
     @property
     def error(self) -> Exception | None:
+        """Why the source ended early (a BredosNpuError), or None."""
         return self.source.error
 
     @property
     def name(self) -> str:
+        """The source as shown in messages (a path, a URL without its password, a camera)."""
         return self.source.name
 
     def stop(self) -> None:
@@ -74,6 +78,7 @@ class Stream:
         self.source.stop()
 
     def close(self) -> None:
+        """Stop decoding and release the source (a file, a connection, a camera) at once."""
         self.source.close()
 
     def __enter__(self) -> Stream:

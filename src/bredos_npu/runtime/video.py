@@ -131,6 +131,7 @@ class SourceStats:
         return self.frames_in / max(1e-9, time.perf_counter() - self.started)
 
     def rate_out(self) -> float:
+        """Frames handed on per second since the start."""
         return self.frames_out / max(1e-9, time.perf_counter() - self.started)
 
 

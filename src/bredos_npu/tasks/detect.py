@@ -40,10 +40,12 @@ class BBox(NamedTuple):
 
     @property
     def width(self) -> float:
+        """xmax - xmin, in pixels of the original image."""
         return self.xmax - self.xmin
 
     @property
     def height(self) -> float:
+        """ymax - ymin, in pixels of the original image."""
         return self.ymax - self.ymin
 
 

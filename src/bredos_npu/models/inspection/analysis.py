@@ -25,7 +25,12 @@ ADD_CRASH = rules.Hazard("ADD that Teflon claims but rocket cannot fuse into a c
 
 @dataclass(frozen=True)
 class OpReport:
-    """One operator with its verdict: ``target`` "npu"/"cpu", ``reason`` for cpu, hazards."""
+    """One operator with its verdict: ``target`` "npu"/"cpu", ``reason`` for cpu, hazards.
+
+    ``index``: its position in the model's execution order (0-based). ``macs``: multiply-
+    accumulates per inference (a count). ``partition``: the number of its NPU partition (0-based,
+    in execution order), None on the CPU.
+    """
 
     index: int
     name: str
@@ -59,14 +64,17 @@ class Inspection:
 
     @property
     def npu_ops(self) -> list[OpReport]:
+        """The operators predicted to run on the NPU."""
         return [op for op in self.ops if op.target == rules.NPU]
 
     @property
     def total_macs(self) -> int:
+        """Multiply-accumulate operations of one inference, all operators (a count, not millions)."""
         return sum(op.macs for op in self.ops)
 
     @property
     def npu_macs(self) -> int:
+        """Multiply-accumulates of the operators predicted to run on the NPU."""
         return sum(op.macs for op in self.npu_ops)
 
     @property
@@ -76,10 +84,12 @@ class Inspection:
 
     @property
     def partitions(self) -> int:
+        """How many NPU partitions (delegate kernels) the model is split into."""
         return sum(1 for s in self.subsets if s.delegated)
 
     @property
     def hazards(self) -> list[tuple[int, rules.Hazard]]:
+        """(op index, hazard) of every predicted NPU hazard."""
         return [(op.index, h) for op in self.ops for h in op.hazards]
 
     def hazards_at(self, *levels: str) -> list[tuple[int, rules.Hazard]]:

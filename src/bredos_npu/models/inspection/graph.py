@@ -70,6 +70,7 @@ class TensorInfo:
 
     @property
     def quantized(self) -> bool:
+        """True when the tensor has quantization parameters (some scale other than 0)."""
         return bool(self.scales) and any(s != 0 for s in self.scales)
 
     @property
@@ -84,6 +85,7 @@ class TensorInfo:
 
     @property
     def bytes(self) -> int:
+        """Its size in bytes (elements times the dtype's size; 4 for unknown dtypes)."""
         return self.elements * DTYPE_SIZES.get(self.dtype, 4)
 
 

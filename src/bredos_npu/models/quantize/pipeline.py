@@ -59,7 +59,12 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class MethodResult:
     """Agreement of one method's uint8 model with the source: on the held-out images (the
-    figures to trust) and on the calibration images (the ones that choose the method)."""
+    figures to trust) and on the calibration images (the ones that choose the method).
+
+    ``top1_agreement``: share (0..1) of images whose best class is the source's.
+    ``mean_abs_score_diff``: mean absolute difference of the class probabilities (0..1 scale).
+    The ``calibration_`` fields are the same figures on the calibration images.
+    """
 
     method: str
     top1_agreement: float
@@ -70,7 +75,8 @@ class MethodResult:
 
 @dataclass
 class QuantizeResult:
-    """What :func:`quantize` did and measured. Shares are 0..1."""
+    """What :func:`quantize` did and measured. Shares and agreements are 0..1; ``seconds`` is
+    the wall-clock time it took; ``source``/``output`` are file paths."""
 
     source: str
     output: str
@@ -87,6 +93,7 @@ class QuantizeResult:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field, nested results included, as JSON-ready dicts and lists."""
         return asdict(self)
 
 
