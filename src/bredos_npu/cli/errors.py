@@ -16,6 +16,8 @@ INSPECT = "see `bredos-npu inspect`"
 
 def _wrong_task(error: BredosNpuError) -> str | None:
     fits = error.data.get("fits")
+    if fits and error.data.get("importing"):
+        return f"pass --task {fits}"
     return f"it looks made for `bredos-npu {fits}`" if fits else None
 
 

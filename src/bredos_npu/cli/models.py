@@ -75,12 +75,16 @@ def path(name: str) -> None:
 @models.command("import")
 @click.argument("file", type=click.Path(readable=False))
 @click.option("--name", required=True, help="The name to use for it, e.g. my-detector.")
-@click.option("--task", type=click.Choice(["classify", "detect", "segment", "pose"]), default="classify",
-              show_default=True)
+@click.option("--task", default="classify", show_default=True,
+              help="The task it is made for: the name of a task command (classify, detect, ...).")
 @click.option("-l", "--labels", type=click.Path(readable=False), help="Its label file.")
 @click.option("--force", is_flag=True, help="Replace an earlier import of the same name.")
 def import_model(file: str, name: str, task: str, labels: str | None, force: bool) -> None:
-    """Copy a local .tflite FILE into the zoo cache under --name."""
+    """Copy a local .tflite FILE into the zoo cache under --name.
+
+    Checked first, and nothing is written when a check fails: FILE is a complete TFLite model
+    (exit 4), its outputs fit --task (exit 4), the --labels file fits its outputs (exit 6).
+    """
     from bredos_npu.models import zoo
 
     model = zoo.import_model(file, name, task, labels, force)

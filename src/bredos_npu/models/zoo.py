@@ -17,13 +17,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bredos_npu.errors import DownloadError, ModelError, Reason
+from bredos_npu.errors import DownloadError, ModelError, Reason, UsageError
 from bredos_npu.models import bundled
 from bredos_npu.models.integrity import Integrity, Progress, file_digest
 from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.outputs import atomic_open
+
+if TYPE_CHECKING:
+    from bredos_npu.tasks.registry import OutputShape, Task
 
 CACHE_ENV = "BREDOS_NPU_CACHE"
 BASE_URL_ENV = "BREDOS_NPU_MODEL_BASE_URL"
@@ -384,27 +387,76 @@ def import_model(source: str | os.PathLike[str], name: str, task: str = "classif
                  labels: str | os.PathLike[str] | None = None, force: bool = False) -> ZooModel:
     """Copy a local .tflite (and labels) into the cache under ``name``.
 
+    What can be checked without running the model is checked first, and nothing is written when
+    a check fails: the file is a complete TFLite model (ModelError), its outputs fit ``task``
+    (ModelError, reason WRONG_TASK, data ``fits``: the task they look made for), the label file
+    fits its outputs (LabelsError, LABELS_MISMATCH) and the task uses labels at all (UsageError).
     Safe to run from several processes at once: the index is read, changed and written under
     :func:`index_lock`, so no entry is lost and no copied file is left without one.
     """
     from bredos_npu.tasks import registry
 
-    registry.get(task)  # an unknown task is a usage error
+    chosen = registry.get(task)  # an unknown task is a usage error
     if not VALID_NAME.fullmatch(name):
         raise ModelError(f"{name!r} is not a usable model name", "use letters, digits, '.', '_' and "
                          "'-', starting with a letter or digit", Reason.BAD_NAME, name=name)
     if name in _manifest()["models"]:
         raise ModelError(f"{name} is a built-in zoo model", "choose another name for the import",
                          Reason.BUILTIN_NAME, name=name)
-    read_model_bytes(source)  # a clear error for a missing or non-TFLite file
-    if labels is not None:
-        from bredos_npu.models.labels import read_label_file
-
-        read_label_file(labels)  # before anything is copied, so a bad file leaves nothing behind
+    _check_fits(source, read_model_bytes(source), chosen, labels)  # before anything is copied
     folder = cache_dir() / "imported"
     _make_cache(folder)
     with index_lock():
         return _import(Path(source), name, task, labels, force, folder)
+
+
+def _check_fits(source: str | os.PathLike[str], content: bytes, task: Task,
+                labels: str | os.PathLike[str] | None) -> None:
+    """Raise unless the model's outputs fit ``task`` and the label file fits the outputs."""
+    from bredos_npu.models import labels as label_files
+    from bredos_npu.models.inspection.graph import parse
+    from bredos_npu.models.tflite_file import embedded_files
+    from bredos_npu.tasks.registry import OutputShape, guess
+
+    graph = parse(content, source)
+    outputs = [OutputShape(graph.tensors[t].name, graph.tensors[t].shape) for t in graph.outputs]
+    if not all(o.shape for o in outputs):  # e.g. TFLite_Detection_PostProcess: known once allocated
+        outputs = _allocated_outputs(source, content)
+    if not task.fits(outputs):
+        fits = guess(outputs)
+        shapes = ", ".join("x".join(map(str, o.shape)) for o in outputs)
+        raise ModelError(f"{source} does not look made for the {task.name} task (outputs {shapes})",
+                         f"import it with task {fits!r}" if fits else None, Reason.WRONG_TASK,
+                         path=source, task=task.name, fits=fits, importing=True)
+    if labels is None:
+        return
+    if not task.uses_labels:
+        raise UsageError(f"The {task.name} task uses no labels", "import the model without a label "
+                         "file", Reason.BAD_VALUE, option="labels", value=str(labels))
+    # The policy load() applies, with the class count read from the file instead of an interpreter.
+    label_files.choose_labels(labels, embedded_files(content), label_files.label_classes(graph))
+
+
+def _allocated_outputs(source: str | os.PathLike[str], content: bytes) -> list[OutputShape]:
+    """The output shapes the runtime gives the model once its tensors are allocated."""
+    from bredos_npu.cstderr import capture_native_stderr
+    from bredos_npu.models.tflite_file import explain_load_failure
+    from bredos_npu.runtime.litert import find_runtime
+    from bredos_npu.tasks.registry import OutputShape
+
+    runtime = find_runtime()
+    with capture_native_stderr() as native:  # TFLite's INFO lines are not the user's business
+        try:
+            interpreter = runtime.interpreter_class(model_content=content)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            failure = f"{error}\n{native.text}"
+        else:
+            failure = None
+    if failure is not None:
+        raise explain_load_failure(source, failure)
+    return [OutputShape(d["name"], tuple(int(n) for n in d["shape"]))
+            for d in interpreter.get_output_details()]
 
 
 def _import(source: Path, name: str, task: str, labels: str | os.PathLike[str] | None, force: bool,
