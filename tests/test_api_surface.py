@@ -171,7 +171,8 @@ def test_every_type_the_api_returns_is_exported():
                 todo += [c for c in annotated_classes(hint) if c.__module__.startswith("bredos_npu")]
     reached = {c for c in seen if inspect.isclass(c)}
     assert {exports["BBox"], exports["NodeSummary"], exports["TensorInfo"]} <= reached
-    assert not reached - set(exports.values()), sorted(c.__name__ for c in reached - set(exports.values()))
+    missing = sorted(f"{c.__module__}.{c.__name__}" for c in reached - set(exports.values()))
+    assert not missing, f"returned by the API but not exported from bredos_npu: {missing}"
 
 
 def test_importing_the_package_stays_light():

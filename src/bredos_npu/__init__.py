@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from bredos_npu.runtime.pipeline import Result
     from bredos_npu.runtime.stream import FrameResult, Stream
     from bredos_npu.runtime.video import SourceStats, VideoInfo
+    from bredos_npu.system.cpu import CpuPlan
     from bredos_npu.tasks.classify import Class
     from bredos_npu.tasks.detect import BBox, Detection
     from bredos_npu.tasks.pose import Keypoint
@@ -58,6 +59,7 @@ _LAZY = {
     "Model": ("bredos_npu.runtime.model", "Model"),
     "BackendPlan": ("bredos_npu.runtime.backends", "BackendPlan"),
     "BackendInfo": ("bredos_npu.runtime.model", "BackendInfo"),
+    "CpuPlan": ("bredos_npu.system.cpu", "CpuPlan"),
     "NodeSummary": ("bredos_npu.runtime.nodes", "NodeSummary"),
     "Runtime": ("bredos_npu.runtime.litert", "Runtime"),
     "TensorSpec": ("bredos_npu.runtime.model", "TensorSpec"),
@@ -116,6 +118,7 @@ __all__ = [
     "Check",
     "Class",
     "ClassShare",
+    "CpuPlan",
     "Detection",
     "DownloadError",
     "FrameResult",

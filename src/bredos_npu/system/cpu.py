@@ -19,7 +19,11 @@ NPU_CORES = 3  # the RK3588's NPU has three cores: one interpreter each
 
 
 class CpuPlan(NamedTuple):
-    """Threads for XNNPACK and the CPUs to pin them to (empty: no pinning)."""
+    """Threads for XNNPACK and the CPUs to pin them to (empty: no pinning).
+
+    ``cpus``: the kernel's CPU numbers (as in /sys/devices/system/cpu/cpuN). ``reason``: why these
+    threads and cores, in words ("fastest cluster by capacity: cpus 4-7", "all cores are alike").
+    """
 
     threads: int
     cpus: tuple[int, ...]
