@@ -329,7 +329,7 @@ for number in range(int(sys.argv[3])):
 def test_concurrent_imports_lose_no_entry_and_leave_no_orphan(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "BREDOS_NPU_CACHE": str(cache)}
-    model = MODELS / "split_concat.tflite"
+    model = MODELS / "keras_lstm_mnist_ptq.tflite"  # small, and a classifier as import checks
     workers = [subprocess.Popen([sys.executable, "-c", IMPORTER, str(model), f"w{n}", "12"], env=env,
                                 stderr=subprocess.PIPE) for n in range(4)]
     for worker in workers:
