@@ -16,7 +16,7 @@ from conftest import CAT, DEFAULT_MODEL
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "bredos_npu"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-USER_EXTRAS = ("cluster", "plot", "quantize", "serve", "video")  # ``test`` is for development only
+USER_EXTRAS = tuple(sorted(set(PROJECT["optional-dependencies"]) - {"test"}))  # test: development only
 DEADLINE_S = 90
 
 
@@ -61,7 +61,7 @@ def test_every_third_party_import_is_declared():
     owners = importlib.metadata.packages_distributions()
     where = declared()
     imports = third_party()
-    assert {"numpy", "flatbuffers", "starlette", "ray"} <= set(imports)  # the walk finds imports
+    assert {"numpy", "PIL", "starlette", "ray"} <= set(imports)  # the walk finds imports
     undeclared = {}
     for module, files in imports.items():
         dists = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
@@ -75,13 +75,29 @@ def test_the_tflite_schema_package_is_a_core_dependency():
     from bredos_npu.models.inspection.graph import SCHEMA_MODULES
 
     assert SCHEMA_MODULES[-1] == "tflite" and "core" in declared()["tflite"]
-    assert "core" in declared()["flatbuffers"]
+
+
+def core_closure() -> set[str]:
+    """The core dependencies and everything they require, as installed here."""
+    found: set[str] = set()
+    todo = [distribution(r) for r in PROJECT["dependencies"]]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [distribution(r) for r in requires if "extra ==" not in r]
+    return found
 
 
 def extras_modules() -> set[str]:
-    """The top-level modules that only the user extras install."""
+    """The top-level modules that only the user extras install (not what the core pulls in)."""
     owners = importlib.metadata.packages_distributions()
-    only_extras = {dist for dist, where in declared().items() if "core" not in where}
+    only_extras = {dist for dist, where in declared().items() if "core" not in where} - core_closure()
     return {module for module, dists in owners.items()
             if {d.lower().replace("_", "-") for d in dists} & only_extras}
 
