@@ -89,3 +89,20 @@ def test_a_named_delegate_judges_the_board_for_doctor_and_auto_alike(fake_system
     assert refused.first_failure.reason is Reason.NO_DELEGATE
     assert bredos_npu.load(DEFAULT_MODEL, root=root, delegate=null).backend.fallback.reason is \
         Reason.NO_DELEGATE
+
+
+@pytest.mark.parametrize("board_state", ["ready", "not_rk3588", "old_kernel"])
+def test_skipped_checks_keep_the_names_of_the_checks_they_stand_for(ready_board, board_state):
+    # Skipped board checks are not run, only named: the names must be those the checks give.
+    from bredos_npu.system.readiness import board_checks
+    from bredos_npu.system.root import SystemRoot
+
+    ran = [check.name for check in board_checks(SystemRoot.from_env(str(ready_board.base)))]
+    if board_state == "not_rk3588":
+        ready_board.soc("pine64,rockpro64", "rockchip,rk3399")
+    elif board_state == "old_kernel":
+        old_kernel(ready_board)
+    checks = board_checks(SystemRoot.from_env(str(ready_board.base)))
+    assert [check.name for check in checks] == ran
+    assert [check.status for check in checks].count("skip") == {"ready": 0, "not_rk3588": 3,
+                                                                 "old_kernel": 2}[board_state]

@@ -170,19 +170,26 @@ class Readiness:
         return all(c.passed for c in self.checks[:-1] if c.npu)
 
 
+# The names of check_config, check_driver and check_device, in that order.
+ROCKET_CHECKS = ("Kernel config", "Driver", "Device")
+
+
 def board_checks(root: SystemRoot) -> list[Check]:
     """SoC, Kernel, Kernel config, Driver and Device; the rocket checks are skipped where they
     would mislead (not an RK3588, or a kernel without rocket)."""
     release = kernel.read_release(root)
     board, kernel_check = check_soc(root), check_kernel(release)
-    rocket = [check_config(root, release), check_driver(root), check_device(root)]
+    # Skipped checks are not run: the config check decompresses /proc/config.gz on every load.
     if not board.passed:
         # The rocket driver exists only for RK3588: its fixes would mislead on other machines.
-        rocket = [Check(c.name, SKIP, "skipped: not an RK3588 board") for c in rocket]
-    elif not kernel_check.passed:
+        return [board, kernel_check, *(Check(name, SKIP, "skipped: not an RK3588 board")
+                                       for name in ROCKET_CHECKS)]
+    config = check_config(root, release)
+    if not kernel_check.passed:
         # `modprobe rocket` cannot work on a kernel that has no rocket driver.
-        rocket[1:] = [Check(c.name, SKIP, "skipped: needs a kernel >= 6.18 first") for c in rocket[1:]]
-    return [board, kernel_check, *rocket]
+        return [board, kernel_check, config, *(Check(name, SKIP, "skipped: needs a kernel >= 6.18 first")
+                                               for name in ROCKET_CHECKS[1:])]
+    return [board, kernel_check, config, check_driver(root), check_device(root)]
 
 
 def npu_readiness(root: SystemRoot, delegate: str | None = None) -> Readiness:
