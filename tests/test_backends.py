@@ -268,7 +268,6 @@ def test_every_claimed_node_is_found_across_partitions(delegates):
 
 def test_the_backend_plan_is_one_decision_that_load_carries_out(ready_board, delegates):
     """plan_backend decides without loading the delegate here; load() builds what it says."""
-    import hashlib
 
     from bredos_npu.runtime.backends import plan_backend
     from bredos_npu.system.cpu import plan_threads
@@ -276,20 +275,19 @@ def test_the_backend_plan_is_one_decision_that_load_carries_out(ready_board, del
 
     ready_board.library(delegates["claiming"])
     system = SystemRoot.from_env(str(ready_board.base))
-    digest = hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     plan = bredos_npu.BackendPlan
     chosen = plan_backend("auto", plan_threads(system), system, model_path=DEFAULT_MODEL,
-                          model_digest=digest, float_model=False)
+                          float_model=False, model_content=DEFAULT_MODEL.read_bytes())
     assert isinstance(chosen, plan) and chosen.backend == "npu" and chosen.reason is None
     assert chosen.delegate_library == str(ready_board.base / "usr/lib/libteflon.so")
     assert chosen.cpu.cpus == (4, 5, 6, 7)  # the fake board's big cores
     model = bredos_npu.load(DEFAULT_MODEL, root=str(ready_board.base))
     assert (model.backend.name, model.backend.delegate) == ("npu", chosen.delegate_library)
-    floating = plan_backend("auto", chosen.cpu, system, model_path=FLOAT_MODEL, model_digest="0",
+    floating = plan_backend("auto", chosen.cpu, system, model_path=FLOAT_MODEL,
                             float_model=True)
     assert floating.backend == "cpu" and floating.reason.reason is Reason.FLOAT_MODEL
     with pytest.raises(BackendError) as refused:
-        plan_backend("npu", chosen.cpu, system, model_path=FLOAT_MODEL, model_digest="0",
+        plan_backend("npu", chosen.cpu, system, model_path=FLOAT_MODEL,
                      float_model=True)
     assert refused.value.reason is Reason.FLOAT_MODEL
 

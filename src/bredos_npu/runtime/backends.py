@@ -58,14 +58,14 @@ class BackendPlan:
 
 
 def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path: Path,
-                 model_digest: str | None, float_model: bool, delegate: str | None = None
-                 ) -> BackendPlan:
+                 float_model: bool, delegate: str | None = None,
+                 model_content: bytes | None = None) -> BackendPlan:
     """Decide where the model at ``model_path`` runs, without loading a delegate in this process.
 
-    requested: "auto", "npu" or "cpu". model_digest: the model's sha256 (keys the delegate probe's
-    cache; None: computed from the file, only when a delegate is probed). float_model: the model
-    computes in float (Teflon must not take it). delegate: the library the caller named (default:
-    $BREDOS_NPU_DELEGATE, then Teflon's usual places).
+    requested: "auto", "npu" or "cpu". float_model: the model computes in float (Teflon must not
+    take it). delegate: the library the caller named (default: $BREDOS_NPU_DELEGATE, then Teflon's
+    usual places). model_content: the model's bytes when the caller has read them (inspection and
+    the delegate probe's cache key then use them instead of reading the file again).
     Under "npu" any reason not to use the NPU is raised as BackendError; under "auto" it becomes
     the plan's ``reason`` and the plan says "cpu".
     """
@@ -81,26 +81,27 @@ def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path
         if readiness.first_failure is not None:
             raise npu_unavailable(readiness.first_failure)
         library = str(readiness.library.path)
-        hazards = npu_hazards(model_path, requested)
+        hazards = npu_hazards(model_path, requested, model_content)
         # In a child process first: a delegate that crashes on this graph must not take this
         # process down with it.
-        refuse_unsafe_delegate(library, model_path, model_digest)
+        refuse_unsafe_delegate(library, model_path, model_content)
     except BackendError as why:
         return on_cpu.fall_back(why)
     return BackendPlan("npu", requested, cpu, None, tuple(hazards), library)
 
 
-def npu_hazards(model_path: Path, backend: str) -> list[str]:
+def npu_hazards(model_path: Path, backend: str, content: bytes | None = None) -> list[str]:
     """What inspect predicts would go wrong on the NPU; raises BackendError when it must not run.
 
     A crash (Mesa asserts or reads out of bounds inside the process, where no fallback can catch
     it) blocks both "npu" and "auto"; predicted wrong results block "auto" only. The rest (e.g.
-    int8 data, unverified on rocket) is returned so callers can warn.
+    int8 data, unverified on rocket) is returned so callers can warn. content: the model's
+    bytes, when already read (else the file at ``model_path`` is inspected).
     """
     from bredos_npu.models.inspection.analysis import inspect_model
     from bredos_npu.models.inspection.rules import CRASH, UNVERIFIED, WRONG
 
-    inspection = inspect_model(model_path)
+    inspection = inspect_model(model_path if content is None else content)
     blocking = (CRASH,) if backend == "npu" else (CRASH, WRONG)
     blockers = inspection.hazards_at(*blocking)
     if blockers:
@@ -114,15 +115,19 @@ def npu_hazards(model_path: Path, backend: str) -> list[str]:
     return [f"op {i}: {h}" for i, h in inspection.hazards_at(WRONG, UNVERIFIED)]
 
 
-def refuse_unsafe_delegate(library: str, model_path: Path, model_digest: str | None) -> None:
+def refuse_unsafe_delegate(library: str, model_path: Path, content: bytes | None = None) -> None:
     """Raise BackendError when the delegate crashes or hangs on this model in a child process.
 
     Clean failures (no delegate, a refused graph) are left to the in-process path, which explains
-    them; the verdict is cached (see :mod:`bredos_npu.runtime.probe`).
+    them; the verdict is cached (see :mod:`bredos_npu.runtime.probe`). content: the model's bytes,
+    when already read (they key the cache; else the file is read).
     """
+    import hashlib  # here, not at the top: the CPU path does without OpenSSL
+
     from bredos_npu.runtime.probe import CRASHED, HUNG, probe_delegate
 
-    verdict = probe_delegate(library, model_path, model_digest)
+    digest = hashlib.sha256(content).hexdigest() if content is not None else None
+    verdict = probe_delegate(library, model_path, digest)
     if verdict.outcome in (CRASHED, HUNG):
         kind = Reason.DELEGATE_CRASHED if verdict.outcome == CRASHED else Reason.DELEGATE_HUNG
         raise BackendError(f"NPU not used: {verdict.reason(library)}", "run it on the CPU", kind,

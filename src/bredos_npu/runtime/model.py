@@ -554,9 +554,9 @@ def _plan(request: LoadRequest, source: ModelSource, system: SystemRoot, cpu: Cp
     """The backend plan for ``source``; ``on_cpu`` is its interpreter without delegates."""
     float_model = is_float_model(node_ops(on_cpu, typed=COMPUTE_OPS),
                                  np.dtype(on_cpu.get_input_details()[0]["dtype"]))
-    # No digest: it is computed only if a delegate is probed, so the CPU path skips OpenSSL.
-    return plan_backend(request.backend, cpu, system, model_path=source.path, model_digest=None,
-                        float_model=float_model, delegate=request.delegate)
+    return plan_backend(request.backend, cpu, system, model_path=source.path,
+                        float_model=float_model, delegate=request.delegate,
+                        model_content=source.content)
 
 
 def _build(plan: BackendPlan, runtime: Runtime, source: ModelSource, on_cpu: Any,
