@@ -9,8 +9,6 @@ import click
 
 from bredos_npu.text import for_terminal
 
-__all__ = ["for_terminal", "one_line_warnings"]
-
 # Pillow warns about large images in case a server decodes untrusted uploads: large photos are
 # this tool's normal input, and the decode limit itself still holds (an error, not a warning).
 BOMB_WARNING = r"Image size \(\d+ pixels\) exceeds limit"
