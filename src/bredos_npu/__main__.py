@@ -1,3 +1,3 @@
-from bredos_npu.cli import main
+from bredos_npu.cli import entry
 
-main()
+entry()
