@@ -97,7 +97,7 @@ def test_failed_run_leaves_no_partial_file(capfd, tmp_path, monkeypatch):
         raise RuntimeError("disk on fire")
 
     # A failure of one image is that image's error line; writing failing is the whole run's.
-    monkeypatch.setattr("bredos_npu.cli.batch.json.dumps", explode)
+    monkeypatch.setattr("bredos_npu.cli.records.json.dumps", explode)
     outcome = run_cli(capfd, "classify", "-b", "cpu", CAT, "--jsonl", target)
     assert outcome.code == 1 and "disk on fire" in outcome.err
     assert not target.exists() and list(tmp_path.iterdir()) == []

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import glob
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -210,6 +208,8 @@ class AtomicFile:
         self.replaces = replaces
         self.good_bytes = 0
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        import tempfile  # here: a run that writes no file does without it (start-up time)
+
         try:
             handle, name = tempfile.mkstemp(prefix=f".{self.real.name}.", suffix=".part",
                                             dir=self.real.parent)
@@ -271,6 +271,8 @@ class AtomicFile:
             self.temporary.unlink(missing_ok=True)
         if self._reader < 0:
             return None
+        import tempfile
+
         try:
             for folder in (Path.cwd(), Path(tempfile.gettempdir())):
                 with suppress(OSError):
@@ -280,6 +282,8 @@ class AtomicFile:
             self._close_reader()
 
     def _copy_into(self, folder: Path) -> Path:
+        import tempfile
+
         handle, name = tempfile.mkstemp(prefix=f".{self.real.name}.", suffix=".part", dir=folder)
         copy = Path(name)
         try:
@@ -344,6 +348,8 @@ def _lock_if_abandoned(path: Path) -> int | None:
 
 def results_leftovers(path: str | os.PathLike[str]) -> list[Path]:
     """:func:`leftovers` of the result file ``path`` (symbolic links followed, as writing does)."""
+    import glob
+
     real = resolve(path)
     return leftovers(real.parent, glob.escape(real.name))
 

@@ -6,15 +6,10 @@ CSV rows and a picture; :func:`run_batch` does the rest.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -25,8 +20,6 @@ from bredos_npu.cli.progress import progress_bar
 from bredos_npu.errors import EXIT_IMAGE, EXIT_OUTPUT, BackendError, ImageError, OutputError, Reason
 from bredos_npu.outputs import (
     STDOUT,
-    WRITE_ERRORS,
-    AtomicFile,
     OutputConflict,
     atomic_open,
     check_output,
@@ -39,12 +32,12 @@ from bredos_npu.outputs import (
 from bredos_npu.text import for_terminal
 
 if TYPE_CHECKING:
+    from bredos_npu.cli.records import Previous, ResultsFile
     from bredos_npu.runtime.pipeline import Result
     from bredos_npu.tasks.registry import Task
 
 
-@dataclass(frozen=True)
-class Outputs:
+class Outputs(NamedTuple):
     as_json: bool = False
     jsonl: str | None = None
     csv: str | None = None
@@ -133,129 +126,38 @@ def write_picture(view: Task, result: Result, path: Path, force: bool) -> Path:
     return path
 
 
-class Previous(NamedTuple):
-    """A results file a --resume run continues: its inputs, its bytes and what it was, and the
-    temporary files of killed runs whose records were taken into ``content``."""
-
-    inputs: frozenset[str]
-    content: bytes
-    stat: os.stat_result | None
-    adopted: tuple[Path, ...] = ()
-
-
-NOTHING_BEFORE = Previous(frozenset(), b"", None)
-
-
-def read_previous(outputs: Outputs, view: Task) -> Previous:
-    """The inputs already in the --jsonl/--csv file, and in the ``.part`` files of runs writing it
-    that were killed (SIGKILL, power loss); nothing when there is neither."""
-    path = outputs.results_file
-    if not (outputs.resume and path):
-        return NOTHING_BEFORE
-    try:
-        with open(path, "rb") as handle:
-            before: os.stat_result | None = os.fstat(handle.fileno())
-            content = handle.read()
-    except FileNotFoundError:
-        before, content = None, b""
-    except OSError as error:
-        raise OutputError(f"Cannot read {shown(path)} to continue it: {error.strerror or error}",
-                          reason=Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
-    inputs = _inputs_of(path, content, outputs, view)
-    if content and not content.endswith(b"\n"):
-        raise OutputError(f"Cannot continue {shown(path)}: its last line is incomplete",
-                          "name a new file, or remove it", Reason.OUTPUT_NOT_RESUMABLE, path=Path(path))
-    adopted = results_leftovers(path)
-    for part in adopted:
-        content += _whole_records(part, outputs, view, inputs, header=not content)
-    return Previous(frozenset(inputs), content, before, tuple(adopted))
-
-
-def _inputs_of(path: str | Path, content: bytes, outputs: Outputs, view: Task) -> set[str]:
-    try:
-        text = content.decode("utf-8")
-        return _csv_inputs(text, view, outputs.nodes) if outputs.csv else _jsonl_inputs(text)
-    except ValueError as error:
-        raise OutputError(f"Cannot continue {shown(path)}: {error}", "name a new file, or remove it",
-                          Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
-
-
-def _whole_records(part: Path, outputs: Outputs, view: Task, inputs: set[str], header: bool) -> bytes:
-    """The records of a killed run's ``.part`` file that are whole and not in ``inputs`` (which
-    grows by theirs). A CSV file's last input is left out: its rows may be cut short."""
-    try:
-        content = part.read_bytes()
-    except OSError as error:
-        raise OutputError(f"Cannot read {shown(part)}, left by a run that was killed, to continue it: "
-                          f"{error.strerror or error}", "remove it", Reason.OUTPUT_NOT_RESUMABLE,
-                          path=part) from None
-    whole = content[:content.rfind(b"\n") + 1]
-    _inputs_of(part, whole, outputs, view)  # only results of this command
-    text = whole.decode("utf-8")
-    if not outputs.csv:
-        lines = [line for line in text.splitlines(keepends=True) if json.loads(line)["image"] not in inputs]
-        inputs.update(json.loads(line)["image"] for line in lines)
-        return "".join(lines).encode("utf-8")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = list(reader)
-    last = rows[-1]["image"] if rows else None
-    rows = [row for row in rows if row["image"] not in inputs and row["image"] != last]
-    inputs.update(row["image"] for row in rows)
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or ())
-    if header:
-        writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
-
-
-def _jsonl_inputs(text: str) -> set[str]:
-    inputs = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            record = json.loads(line) if line.strip() else None
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
-            raise ValueError(f"line {number} is not a result of this command")
-        inputs.add(record["image"])
-    return inputs
-
-
-def _csv_inputs(text: str, view: Task, nodes: bool) -> set[str]:
-    if not text:
-        return set()
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    expected = ["image", *view.csv_fields, "error", *(["node"] if nodes else [])]
-    if reader.fieldnames != expected:
-        raise ValueError(f"its columns are not the ones this command writes ({', '.join(expected)})")
-    return {row["image"] for row in reader}
-
-
 def input_key(source: Any) -> str:
     """How an input is named in results files (and matched by --resume)."""
     return printable(str(source))
 
 
-@dataclass
 class Plan:
-    """What a run will do: the inputs left, where their pictures go, what was done before."""
+    """What a run will do: the inputs left, where their pictures go, what was done before.
 
-    sources: Sequence[Any]  # listed up front, so progress bars know the total
-    pictures: list[Path] | None = None  # per input, for -o FOLDER
-    previous: Previous = NOTHING_BEFORE
-    skipped: list[int] = field(default_factory=lambda: [0])  # a box, counted while sources are read
+    sources: listed up front, so progress bars know the total. pictures: per input, for -o
+    FOLDER. previous: the results file a --resume run continues. skipped: a box, counted while
+    sources are read.
+    """
+
+    def __init__(self, sources: Sequence[Any], pictures: list[Path] | None = None,
+                 previous: Previous | None = None) -> None:
+        self.sources, self.pictures, self.previous = sources, pictures, previous
+        self.skipped = [0]
 
 
 def plan_run(sources: Sequence[Any], view: Task, outputs: Outputs, inputs: int | None) -> Plan:
     """Skip what a --resume run finds done; for -o FOLDER, name every picture and check them all
     for conflicts before the first image is processed."""
-    previous = read_previous(outputs, view)
+    previous = None
+    if outputs.resume and outputs.results_file:
+        from bredos_npu.cli.records import read_previous
+
+        previous = read_previous(outputs, view)
     plan = Plan(sources, previous=previous)
     if outputs.pictures and not _single_file_target(outputs.pictures, inputs):
         return _plan_pictures(plan, view, outputs)
 
-    if previous.inputs:
+    if previous and previous.inputs:
         plan.sources = [source for source in sources if input_key(source) not in previous.inputs]
         plan.skipped[0] = len(sources) - len(plan.sources)
     return plan
@@ -270,7 +172,7 @@ def _plan_pictures(plan: Plan, view: Task, outputs: Outputs) -> Plan:
     kept, pictures = [], []
     for source in plan.sources:
         path = picture_path(outputs.pictures, str(source), view.name, None, taken)
-        if input_key(source) in plan.previous.inputs or (
+        if (plan.previous and input_key(source) in plan.previous.inputs) or (
                 outputs.resume and not outputs.results_file and path.is_file()):
             plan.skipped[0] += 1
         else:
@@ -300,75 +202,6 @@ class Batch(NamedTuple):
     stopped: BackendError | None = None
 
 
-class ResultsFile:
-    """The --jsonl/--csv output: earlier results first (--resume), then one record per input,
-    each flushed whole, published at the end (see :class:`bredos_npu.outputs.AtomicFile`)."""
-
-    def __init__(self, outputs: Outputs, view: Task, previous: Previous) -> None:
-        path = outputs.jsonl or outputs.csv
-        assert path
-        self.view = view
-        self.path = path
-        self.records = 0
-        self.adopted = previous.adopted
-        if path == STDOUT:
-            self.file: AtomicFile | None = None
-            self.out: Any = sys.stdout
-        else:
-            self.file = AtomicFile(path, replace=outputs.force, replaces=previous.stat)
-            self.out = self.file.handle
-            if previous.content:
-                self.out.write(previous.content.decode("utf-8"))
-        node = ("node",) if outputs.nodes else ()
-        self.writer = csv.DictWriter(self.out, fieldnames=("image", *view.csv_fields, "error", *node)) \
-            if outputs.csv else None
-        if self.writer and not previous.content:
-            self.writer.writeheader()
-
-    def write(self, source: str, result: Result, document: dict[str, Any]) -> None:
-        try:
-            if self.writer is not None:
-                rows = [{"image": source, "error": document["error"]}] if result.error else \
-                    [{"image": source, **row} for row in self.view.csv_rows(result.value)]
-                if result.node is not None:
-                    rows = [{**row, "node": result.node} for row in rows]
-                self.writer.writerows(rows)
-            else:
-                self.out.write(json.dumps(document) + "\n")
-            if self.file is not None:
-                self.file.checkpoint()
-            self.records += 1
-        except OSError as error:
-            if self.file is None or error.errno not in WRITE_ERRORS:
-                raise
-            kept = self.file.rescue()
-            where = (f"the {self.records} results finished before were kept in {shown(kept)}" if kept
-                     else "the results finished before could not be kept anywhere else either")
-            raise OutputError(f"Cannot write {shown(self.path)}: {error.strerror or error}; {where}",
-                              reason=Reason.OUTPUT_WRITE_FAILED, path=Path(self.path), kept=kept) from None
-
-    def publish(self) -> None:
-        """Give the file its name; the killed runs' files whose records it took are removed once
-        those records are safe (published, or kept under another name)."""
-        if self.file is None:
-            return
-        try:
-            self.file.publish()
-        except OutputError as error:
-            if error.data.get("kept"):
-                self._remove_adopted()
-            raise
-        self._remove_adopted()
-
-    def _remove_adopted(self) -> None:
-        for part in self.adopted:
-            remove_leftover(part)
-
-    def discard(self) -> None:
-        if self.file is not None:
-            self.file.discard()
-
-
 def run_batch(results: Iterator[Result], view: Task, outputs: Outputs, inputs: int | None,
               header: str, first_run_note: str = "", plan: Plan | None = None) -> Batch:
     """Consume ``results``: print, write files and pictures. A stop signal (Ctrl-C, SIGTERM,
@@ -381,7 +214,11 @@ def run_batch(results: Iterator[Result], view: Task, outputs: Outputs, inputs: i
     started = time.perf_counter()
     interrupted = stopped = None
     with interruptible() as guard, ExitStack() as stack:
-        records = ResultsFile(outputs, view, plan.previous) if outputs.jsonl or outputs.csv else None
+        records = None
+        if outputs.jsonl or outputs.csv:
+            from bredos_npu.cli.records import ResultsFile
+
+            records = ResultsFile(outputs, view, plan.previous)
         try:
             bar = stack.enter_context(progress_bar(len(plan.sources), "img", enabled=outputs.quiet))
             for result in results:
@@ -501,6 +338,8 @@ def finish(ctx: click.Context, net: Any, batch: Batch, view: Task, outputs: Outp
                     "errors": [d for d in batch.documents if "error" in d]}
         if batch.interrupted is not None:  # the results of the images finished before the signal
             document["interrupted"] = batch.interrupted.name
+        import json
+
         batch = _print_whole(json.dumps(document, indent=2), batch)
     file_output = outputs.jsonl or outputs.csv
     if batch.interrupted is not None:
