@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from bredos_npu.errors import BredosNpuError, ImageError, LabelsError, ModelError, Reason
 from bredos_npu.outputs import shown  # one way to show a path in a message, for inputs too
@@ -40,6 +41,38 @@ IMAGE = FileKind(ImageError, "image", "Image not found", "check the path", "pass
 LABELS = FileKind(LabelsError, "label file", "Label file not found", "check the path",
                   "pass a text file, one label per line", Reason.LABELS_NOT_FOUND,
                   Reason.LABELS_UNREADABLE, Reason.LABELS_UNREADABLE)
+
+
+# What a folder's images are (a file named explicitly is read whatever its suffix).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".ts", ".mts", ".flv",
+                            ".mpg", ".mpeg", ".wmv", ".3gp", ".h264", ".264", ".hevc", ".mjpeg",
+                            ".mjpg", ".y4m", ".m3u8", ".ogv"})
+DEVICE_PATTERN = re.compile(r"^/dev/video\d+$")
+
+
+def source_kind(source: str | os.PathLike[str]) -> str | None:
+    """"file", "rtsp", "http", "device" for a video source, None for anything else (an image).
+
+    Here rather than with the video code so that telling images from videos costs no import of
+    it (the image commands ask this of every input).
+    """
+    text = str(source)
+    lowered = text.lower()
+    if lowered.startswith(("rtsp://", "rtsps://")):
+        return "rtsp"
+    if lowered.startswith(("http://", "https://")):
+        return "http"
+    if DEVICE_PATTERN.match(text):
+        return "device"
+    if Path(text).suffix.lower() in VIDEO_SUFFIXES:
+        return "file"
+    return None
+
+
+def is_video_source(source: Any) -> bool:
+    """Whether ``source`` names a video (a file by its suffix, a stream URL, a V4L2 device)."""
+    return isinstance(source, (str, os.PathLike)) and source_kind(source) is not None
 
 
 def _kind(mode: int) -> str:

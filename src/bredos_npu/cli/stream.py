@@ -15,15 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from bredos_npu.cli.batch import Outputs
 from bredos_npu.cli.interrupts import SIGNALS
 from bredos_npu.errors import OutputError
+from bredos_npu.inputs import is_video_source
 from bredos_npu.outputs import STDOUT, check_output
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 VIDEO_OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
 
-@dataclass(frozen=True)
-class StreamOptions:
+class StreamOptions(NamedTuple):
     """What the video options of a command asked for."""
 
     fps: float | None = None
@@ -96,8 +95,6 @@ def event_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def video_input(images: tuple[str, ...]) -> str | None:
     """The video source among the inputs, or None; a video must be the only input."""
-    from bredos_npu.runtime.video import is_video_source
-
     videos = [i for i in images if is_video_source(i)]
     if videos and len(images) > 1:
         raise click.UsageError("give one video source at a time (images and folders apart)")

@@ -40,14 +40,10 @@ from bredos_npu.errors import (
     SourceError,
     UsageError,
 )
+from bredos_npu.inputs import source_kind
 
 log = logging.getLogger("bredos_npu.video")
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".ts", ".mts", ".flv",
-                            ".mpg", ".mpeg", ".wmv", ".3gp", ".h264", ".264", ".hevc", ".mjpeg",
-                            ".mjpg", ".y4m", ".m3u8", ".ogv"})
-LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
-DEVICE_PATTERN = re.compile(r"^/dev/video\d+$")
 INSTALL_HINT = "pip install 'bredos-npu[video]'"
 
 # RTSP over TCP (UDP loses packets on busy Wi-Fi and is blocked by most NATs) and FFmpeg's
@@ -64,25 +60,6 @@ def _av() -> Any:
         raise RuntimeMissingError("Video sources need PyAV", INSTALL_HINT, Reason.MISSING_PACKAGE,
                                   package="av", extra="video") from None
     return av
-
-
-def source_kind(source: str | os.PathLike[str]) -> str | None:
-    """"file", "rtsp", "http", "device" for a video source, None for anything else (an image)."""
-    text = str(source)
-    lowered = text.lower()
-    if lowered.startswith(("rtsp://", "rtsps://")):
-        return "rtsp"
-    if lowered.startswith(("http://", "https://")):
-        return "http"
-    if DEVICE_PATTERN.match(text):
-        return "device"
-    if Path(text).suffix.lower() in VIDEO_SUFFIXES:
-        return "file"
-    return None
-
-
-def is_video_source(source: Any) -> bool:
-    return isinstance(source, (str, os.PathLike)) and source_kind(source) is not None
 
 
 def redact(url: str) -> str:

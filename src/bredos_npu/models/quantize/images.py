@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bredos_npu.errors import ImageError, UsageError
-from bredos_npu.runtime.pipeline import IMAGE_SUFFIXES
+from bredos_npu.inputs import IMAGE_SUFFIXES
 from bredos_npu.tasks.image import open_image, resize_for_input
 
 MIN_CALIBRATION = 8
