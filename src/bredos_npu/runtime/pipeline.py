@@ -7,22 +7,23 @@ At most ``window`` inputs are in flight, so memory stays flat on a folder of any
 from __future__ import annotations
 
 import io
+import itertools
 import os
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from bredos_npu.errors import BredosNpuError, ImageError, Reason, UsageError
-from bredos_npu.inputs import is_folder, shown
+from bredos_npu.inputs import IMAGE_SUFFIXES, is_folder, shown
 from bredos_npu.system.cpu import check_parallel, parallel_limit
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 class Result(NamedTuple):
@@ -46,11 +47,7 @@ class Result(NamedTuple):
         return self.error is None
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
-
-
-@dataclass(frozen=True)
-class UnreadableFolder:
+class UnreadableFolder(NamedTuple):
     """A folder met while expanding the inputs that could not be listed (no permission, path
     too long...): :func:`run_pipeline` reports it as a failed input, like a broken image."""
 
@@ -136,22 +133,23 @@ class Interpreters:
 
     def __init__(self, model: Any, limit: int) -> None:
         self.model, self.limit, self.made = model, limit, 1
-        self.idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.idle.put(model)
-        self.lock = threading.Lock()
+        self.idle = [model]
+        self.changed = threading.Condition()
 
     def take(self) -> Any:
-        try:
-            return self.idle.get_nowait()
-        except queue.Empty:
-            with self.lock:
-                if self.made < self.limit:
-                    self.made += 1
-                    return self.model.workers(self.made)[-1]
-            return self.idle.get()
+        with self.changed:
+            if not self.idle and self.made < self.limit:
+                self.made += 1
+                number = self.made
+            else:
+                self.changed.wait_for(lambda: self.idle)
+                return self.idle.pop()
+        return self.model.workers(number)[-1]  # outside the lock: the others go on meanwhile
 
     def give(self, worker: Any) -> None:
-        self.idle.put(worker)
+        with self.changed:
+            self.idle.append(worker)
+            self.changed.notify()
 
 
 def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, Any], Any],
@@ -181,9 +179,6 @@ def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, 
 
 def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any], parallel: int,
              decoders: int, window: int | None = None) -> Iterator[Result]:
-    interpreters = Interpreters(model, parallel)
-    window = window or 2 * (parallel + decoders)
-
     def decode(source: Any) -> tuple[Any, str | None, float]:
         if isinstance(source, UnreadableFolder):
             return None, str(source.error), 0.0
@@ -197,8 +192,9 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
         except Exception as error:  # one input's failure is reported, not raised
             return None, failure(error), (time.perf_counter() - started) * 1e3
 
-    def infer(index: int, source: Any, decoded: Future) -> Result:
-        prepared, error, prepare_ms = decoded.result()
+    def infer(index: int, source: Any, decoded: Callable[[], tuple[Any, str | None, float]],
+              interpreters: Interpreters) -> Result:
+        prepared, error, prepare_ms = decoded()
         label = "<array>" if isinstance(source, np.ndarray) else str(source)
         if prepared is None:
             return Result(index, label, None, error, prepare_ms, 0.0)
@@ -216,13 +212,32 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
             interpreters.give(worker)
         return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
 
+    first, second = next(sources, _END), next(sources, _END)
+    if second is _END:  # one input has nothing to overlap: no threads (a faster CLI start)
+        if first is not _END:
+            yield infer(0, first, lambda: decode(first), Interpreters(model, 1))
+        return
+    yield from _overlapped(itertools.chain((first, second), sources), decode, infer,
+                           Interpreters(model, parallel), decoders, window or 2 * (parallel + decoders))
+
+
+_END = object()  # what next() gives past the last source
+
+
+def _overlapped(sources: Iterator[Any], decode: Callable[[Any], tuple[Any, str | None, float]],
+                infer: Callable[..., Result], interpreters: Interpreters, decoders: int,
+                window: int) -> Iterator[Result]:
+    """``infer`` of each ``decode``d source in input order: decoding on ``decoders`` threads,
+    inference on one thread per interpreter, at most ``window`` inputs in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
     decode_pool = ThreadPoolExecutor(decoders, "decode")
-    infer_pool = ThreadPoolExecutor(parallel, "infer")
+    infer_pool = ThreadPoolExecutor(interpreters.limit, "infer")
     try:
         pending: deque[Future] = deque()
         for index, source in enumerate(sources):
             decoded = decode_pool.submit(decode, source)
-            pending.append(infer_pool.submit(infer, index, source, decoded))
+            pending.append(infer_pool.submit(infer, index, source, decoded.result, interpreters))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
