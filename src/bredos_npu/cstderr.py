@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 _lock = threading.RLock()
 
@@ -38,7 +38,7 @@ def capture_native_stderr(enabled: bool = True) -> Iterator[Captured]:
     if not enabled:
         yield captured
         return
-    with _lock, tempfile.TemporaryFile() as sink:
+    with _lock, _sink() as sink:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
@@ -50,3 +50,13 @@ def capture_native_stderr(enabled: bool = True) -> Iterator[Captured]:
             os.close(saved)
             sink.seek(0)
             captured.text = sink.read().decode(errors="replace")
+
+
+def _sink() -> IO[bytes]:
+    """A nameless file in memory (Linux's memfd: no disk, no tempfile import at start-up), else
+    a temporary file."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("bredos-npu-stderr", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()

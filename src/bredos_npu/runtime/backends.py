@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bredos_npu.cstderr import capture_native_stderr
 from bredos_npu.errors import BackendError, Reason
@@ -30,8 +29,7 @@ def check_backend_name(backend: str) -> None:
                            Reason.UNKNOWN_BACKEND, backend=backend)
 
 
-@dataclass(frozen=True)
-class BackendPlan:
+class BackendPlan(NamedTuple):
     """Where a model will run and why: the one decision :func:`bredos_npu.load` makes before it
     builds the interpreter.
 
@@ -54,7 +52,7 @@ class BackendPlan:
         """This plan moved to the CPU because of ``why``; raises ``why`` when "npu" was asked."""
         if self.requested == "npu":
             raise why
-        return replace(self, backend="cpu", reason=why, hazards=(), delegate_library=None)
+        return self._replace(backend="cpu", reason=why, hazards=(), delegate_library=None)
 
 
 def plan_backend(requested: str, cpu: CpuPlan, system: SystemRoot, *, model_path: Path,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from functools import cache, cached_property
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from bredos_npu.errors import Reason, RuntimeMissingError
 
@@ -19,8 +18,7 @@ CANDIDATES = (
 )
 
 
-@dataclass(frozen=True)
-class Runtime:
+class Runtime(NamedTuple):
     """The runtime in use: its module name, the two entry points we need, and its version."""
 
     name: str
@@ -28,7 +26,7 @@ class Runtime:
     interpreter_class: Any
     load_delegate: Any
 
-    @cached_property
+    @property
     def version(self) -> str:
         """The installed distribution's version ("unknown" when none is found).
 
@@ -37,6 +35,7 @@ class Runtime:
         return _version(self.distributions)
 
 
+@cache
 def _version(distributions: tuple[str, ...]) -> str:
     import importlib.metadata
 

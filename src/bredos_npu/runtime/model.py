@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -17,7 +15,6 @@ from bredos_npu.errors import BackendError, ModelError, Reason, UsageError
 from bredos_npu.models import bundled
 from bredos_npu.models.integrity import Progress
 from bredos_npu.models.labels import LabelSet, choose_labels
-from bredos_npu.models.metadata import input_normalization
 from bredos_npu.models.tflite_file import (
     check_model_content,
     embedded_files,
@@ -56,15 +53,14 @@ from bredos_npu.tasks.quant import (
     takes_pixels,
 )
 
-if TYPE_CHECKING:  # the other tasks' types and video streams: not needed to classify images
+if TYPE_CHECKING:  # named by annotations only: classifying images needs none of these modules
     from bredos_npu.runtime.stream import Stream
     from bredos_npu.tasks.detect import Detection
     from bredos_npu.tasks.pose import Keypoint
     from bredos_npu.tasks.segment import Segmentation
 
 
-@dataclass(frozen=True)
-class BackendInfo:
+class BackendInfo(NamedTuple):
     """Where a model runs and why: its :class:`~bredos_npu.runtime.backends.BackendPlan` as built.
 
     name: "npu" or "cpu". requested: what was asked ("auto", "npu", "cpu"). delegate: the
@@ -100,8 +96,7 @@ class BackendInfo:
         return self.fallback.fact if self.fallback else None
 
 
-@dataclass(frozen=True)
-class LoadRequest:
+class LoadRequest(NamedTuple):
     """What :func:`load` was asked, with the model resolved to a file: a clone asks it again.
 
     path: the model file. labels: the label file (the caller's, else the zoo's; None: the ones
@@ -121,7 +116,7 @@ class LoadRequest:
 
     def options(self) -> dict[str, Any]:
         """:func:`load`'s keyword arguments for this request (all but the path)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
+        return {name: value for name, value in self._asdict().items() if name != "path"}
 
 
 class TensorSpec(NamedTuple):
@@ -301,7 +296,7 @@ class Model:
         allocate(interpreter, self.path, cpu, debug)
         model_nodes = self.backend.nodes.model_nodes
         self.interpreter = interpreter
-        self.backend = replace(self.backend, name="cpu", delegate=None, fallback=error,
+        self.backend = self.backend._replace(name="cpu", delegate=None, fallback=error,
                                nodes=summarise(node_ops(interpreter), model_nodes,
                                                model_nodes),
                                npu_node_indices=(), hazards=())
@@ -485,6 +480,8 @@ def _from_bytes(content: bytes, labels: str | os.PathLike[str] | None) -> ModelS
     """Model bytes in a private temporary file, removed with the last Model that uses it: the
     delegate probe (a child process), clones and a move to the CPU read the model from a file."""
     check_model_content(content, "the model bytes")
+    import tempfile  # only for models given as bytes
+
     owner = tempfile.TemporaryDirectory(prefix="bredos-npu-model-")
     path = Path(owner.name) / "model.tflite"
     path.write_bytes(content)
@@ -595,12 +592,14 @@ def _with_normalization(request: LoadRequest, interpreter: Any, content: bytes) 
     if request.mean is not None or request.std is not None or not takes_float_input(interpreter):
         return request
     # A float model's own metadata knows its normalisation better than the [-1, 1] default.
+    from bredos_npu.models.metadata import input_normalization  # float models only
+
     mean, std = input_normalization(content) or (None, None)
     if not finite_normalization(mean, std):
         raise ModelError(f"{request.path} carries an input normalisation (mean {mean}, std {std}) "
                          "that gives no finite input values", "give mean and std explicitly",
                          Reason.MODEL_CORRUPT, path=request.path)
-    return replace(request, mean=mean, std=std)
+    return request._replace(mean=mean, std=std)
 
 
 def once(tell: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 from typing import NamedTuple
 
@@ -47,6 +46,8 @@ def read_config(root: SystemRoot, release: str | None) -> KernelConfig | None:
             continue
         if place.endswith(".gz"):
             try:
+                import gzip  # only for /proc/config.gz, which few checks read
+
                 raw = gzip.decompress(raw)
             except (OSError, EOFError):
                 continue

@@ -8,9 +8,10 @@ to the CPU on the first one that fails (:attr:`Readiness.first_failure`), so bot
 
 from __future__ import annotations
 
-import platform
-from dataclasses import dataclass, field
-from typing import Any
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from bredos_npu.errors import Reason
 from bredos_npu.system import kernel, soc
@@ -23,8 +24,7 @@ MESA_FIX = "sudo pacman -Syu mesa"
 MODPROBE_FIX = "sudo modprobe rocket"
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One check: name, status (ok/warn/fail/skip), what was found, the fix when not ok.
 
     ``npu`` marks the checks that must pass for the NPU to be usable. ``reason`` says, for a
@@ -37,7 +37,7 @@ class Check:
     fix: str = ""
     npu: bool = True
     reason: Reason | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = MappingProxyType({})  # read-only: the default is shared
 
     @property
     def passed(self) -> bool:
@@ -59,7 +59,7 @@ def check_soc(root: SystemRoot) -> Check:
         found = f"Rockchip {variant.upper()}" + (f" ({board})" if board else "")
         return Check("SoC", OK, found)
     fix = "use an RK3588/RK3588S board (Rock 5B, Orange Pi 5, ...); the CPU backend works anywhere"
-    this = f"no device tree; this is {platform.machine()}" if not compatible else compatible[-1]
+    this = f"no device tree; this is {os.uname().machine}" if not compatible else compatible[-1]
     return Check("SoC", FAIL, f"not an RK3588 board ({this})", fix, reason=Reason.NOT_RK3588)
 
 
@@ -142,8 +142,7 @@ def check_library(choice: LibraryChoice) -> Check:
     return Check("Teflon", OK, f"{choice.path}")
 
 
-@dataclass(frozen=True)
-class Readiness:
+class Readiness(NamedTuple):
     """The board's checks in order (SoC, Kernel, Kernel config, Driver, Device, Teflon) and the
     delegate library they found.
 

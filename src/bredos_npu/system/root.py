@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT_ENV = "BREDOS_NPU_ROOT"
 
 
-@dataclass(frozen=True)
-class SystemRoot:
+class SystemRoot(NamedTuple):
     """A file-system root: ``/`` on a board, a fake tree in tests.
 
     ``path("/proc/modules")`` maps an absolute system path under this root.

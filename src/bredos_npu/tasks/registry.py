@@ -32,9 +32,8 @@ Adding a task = one module here (defining ``TASK``) and its tests.
 from __future__ import annotations
 
 import math
-import pkgutil
+import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -52,8 +51,7 @@ class OutputShape(NamedTuple):
     shape: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class TaskOption:
+class TaskOption(NamedTuple):
     """A keyword option of a task, called ``name`` (skins spell it their own way).
 
     ``kind`` is int or float; ``minimum``/``maximum`` bound it (inclusive); a ``default`` of None
@@ -87,8 +85,7 @@ class TaskOption:
         return number
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     """One task; see the module docstring for what each field means."""
 
     name: str
@@ -122,10 +119,13 @@ class Task:
 
 
 def _discover() -> list[str]:
+    """The task modules: every ``tasks/*.py`` and package but this one and private ones (a
+    listing rather than pkgutil, whose import costs every CLI start a millisecond)."""
     import bredos_npu.tasks as package
 
-    return sorted(info.name for info in pkgutil.iter_modules(package.__path__)
-                  if not info.name.startswith("_") and info.name != "registry")
+    names = {entry.name.removesuffix(".py") for folder in package.__path__ for entry in os.scandir(folder)
+             if entry.name.endswith(".py") or os.path.isfile(os.path.join(entry.path, "__init__.py"))}
+    return sorted(name for name in names if not name.startswith("_") and name != "registry")
 
 
 @cache
