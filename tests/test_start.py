@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from bredos_npu.cli import COMMANDS, cli
+from bredos_npu.models import bundled
 from bredos_npu.tasks import registry
 
 # Extras, other commands' machinery and libraries that cost start-up time without serving
@@ -27,6 +28,14 @@ HEAVY = ("tqdm", "jsonschema", "starlette", "fastapi", "uvicorn", "av", "ray", "
          "bredos_npu.runtime.stream", "bredos_npu.tasks.detect", "bredos_npu.tasks.pose",
          "bredos_npu.tasks.segment",
          *(module for module in COMMANDS.values()))
+
+# What one image on the terminal does without, though other runs of the same command need them:
+# results files (json, csv, tempfile), the thread pool of many inputs, video sources, a float
+# model's metadata, Pillow's other format plugins (a path is opened by its suffix's plugin), and
+# the dataclass machinery (named tuples cost a fraction of it to define). Milliseconds each.
+ONE_IMAGE_WITHOUT = ("json", "csv", "tempfile", "concurrent.futures", "queue", "pkgutil", "dataclasses",
+                     "fractions", "PIL.GifImagePlugin", "PIL.PngImagePlugin", "bredos_npu.cli.records",
+                     "bredos_npu.runtime.video", "bredos_npu.models.metadata")
 
 # A bare interpreter that imports only ai_edge_litert + PIL + numpy: the independent reference
 # of what a classification has to import.
@@ -61,6 +70,15 @@ def test_classify_imports_only_what_classify_needs(tmp_path):
     imported = modules_after(run_cli("classify", "-b", "cpu", "-k", "2"), tmp_path)
     assert "bredos_npu.tasks.classify" in imported  # it did classify
     assert sorted(imported & set(HEAVY)) == []
+    assert sorted(imported & set(ONE_IMAGE_WITHOUT)) == []
+
+
+def test_the_reference_does_without_them_too(tmp_path):
+    """What the one-image path leaves out, the bare reference does not import either (else
+    leaving it out would gain nothing)."""
+    image = str(bundled.sample_image())
+    opened = BARE + f"Image.open({image!r}).convert('RGB')\n"
+    assert sorted(modules_after(opened, tmp_path) & set(ONE_IMAGE_WITHOUT)) == []
 
 
 def test_help_and_import_stay_light(tmp_path):
