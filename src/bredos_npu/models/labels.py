@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from bredos_npu.errors import LabelsError, Reason
 from bredos_npu.inputs import LABELS, read_regular, shown
-
-if TYPE_CHECKING:
-    from bredos_npu.models.inspection.graph import Graph
 
 _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
@@ -120,9 +116,10 @@ def choose_labels(label_file: str | os.PathLike[str] | None, embedded: dict[str,
 
     embedded: the files packed in the model (name → bytes). classes: the number of classes of a
     classifier's score vector (None: not a classifier). map_classes: the classes of a per-pixel
-    map (segmentation). A classifier's or segmenter's labels must fit its output (with the
-    "background" offset of :func:`fit_labels`); a detector's file is checked against the model's
-    own label file (:func:`check_against`), since its outputs do not say how many classes exist.
+    map (segmentation). Both as :func:`bredos_npu.runtime.interpreter.output_classes` counts them.
+    A classifier's or segmenter's labels must fit its output (with the "background" offset of
+    :func:`fit_labels`); a detector's file is checked against the model's own label file
+    (:func:`check_against`), since its outputs do not say how many classes exist.
     """
     if label_file is not None:
         label_map = read_label_file(label_file)
@@ -137,23 +134,3 @@ def choose_labels(label_file: str | os.PathLike[str] | None, embedded: dict[str,
             return LabelSet(names, dict(enumerate(names)))
     return LabelSet(None, first_label_map(embedded))
 
-
-def label_classes(graph: Graph) -> int | None:
-    """How many classes a label file must name for a model, from its outputs as ``load`` counts
-    them: the length of a classifier's one score vector, or the classes of a segmentation map (the
-    last axis of its scores, or of what its ARG_MAX reduces); None for other outputs (detection,
-    pose), whose label files are matched against the model's own instead."""
-    if len(graph.outputs) != 1:
-        return None
-    output = graph.tensors[graph.outputs[0]]
-    shape = tuple(int(d) for d in output.shape)
-    if sum(1 for d in shape if d > 1) == 1:  # one score per class
-        return math.prod(shape)
-    if len(shape) == 4:
-        return shape[-1] if shape[-1] > 1 else None
-    if len(shape) == 3:
-        argmax = next((op for op in graph.ops if op.name == "ARG_MAX" and output.index in op.outputs),
-                      None)
-        if argmax is not None:
-            return int(graph.tensors[argmax.inputs[0]].shape[-1])
-    return None

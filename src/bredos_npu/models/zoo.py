@@ -26,6 +26,7 @@ from bredos_npu.models.tflite_file import read_model_bytes
 from bredos_npu.outputs import atomic_open
 
 if TYPE_CHECKING:
+    from bredos_npu.models.inspection.graph import Graph
     from bredos_npu.tasks.registry import OutputShape, Task
 
 CACHE_ENV = "BREDOS_NPU_CACHE"
@@ -416,6 +417,7 @@ def _check_fits(source: str | os.PathLike[str], content: bytes, task: Task,
     from bredos_npu.models import labels as label_files
     from bredos_npu.models.inspection.graph import parse
     from bredos_npu.models.tflite_file import embedded_files
+    from bredos_npu.runtime.interpreter import output_classes
     from bredos_npu.tasks.registry import OutputShape, guess
 
     graph = parse(content, source)
@@ -433,8 +435,15 @@ def _check_fits(source: str | os.PathLike[str], content: bytes, task: Task,
     if not task.uses_labels:
         raise UsageError(f"The {task.name} task uses no labels", "import the model without a label "
                          "file", Reason.BAD_VALUE, option="labels", value=str(labels))
-    # The policy load() applies, with the class count read from the file instead of an interpreter.
-    label_files.choose_labels(labels, embedded_files(content), label_files.label_classes(graph))
+    # The policy load() applies, with the classes counted from the file instead of an interpreter.
+    classes = output_classes([o.shape for o in outputs], lambda: _argmax_scores(graph, graph.outputs[0]))
+    label_files.choose_labels(labels, embedded_files(content), classes.scores, classes.per_pixel)
+
+
+def _argmax_scores(graph: Graph, output: int) -> tuple[int, ...] | None:
+    """The shape of the scores an ARG_MAX of ``graph`` reduces into tensor ``output``, or None."""
+    argmax = next((op for op in graph.ops if op.name == "ARG_MAX" and output in op.outputs), None)
+    return graph.tensors[argmax.inputs[0]].shape if argmax is not None else None
 
 
 def _allocated_outputs(source: str | os.PathLike[str], content: bytes) -> list[OutputShape]:

@@ -6,8 +6,10 @@ sentence unless ``debug`` lets them through.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,23 +73,44 @@ def takes_float_input(interpreter: Any) -> bool:
     return np.dtype(interpreter.get_input_details()[0]["dtype"]).kind == "f"
 
 
-def classifier_classes(interpreter: Any) -> int | None:
-    """The number of classes when the model has one output vector of scores, else None."""
-    outputs = interpreter.get_output_details()
-    shape = [int(d) for d in outputs[0]["shape"]] if len(outputs) == 1 else []
-    return int(np.prod(shape)) if shape and is_score_vector(tuple(shape)) else None
+class OutputClasses(NamedTuple):
+    """How many classes a model's outputs say it has (what its label file must name).
+
+    scores: the length of a classifier's one score vector. per_pixel: the classes of a
+    segmentation map (the last axis of its scores, or of what its ARG_MAX reduces). Both None for
+    other outputs (detection, pose), which do not say: their label files are matched against the
+    model's own instead.
+    """
+
+    scores: int | None
+    per_pixel: int | None
 
 
-def segmentation_classes(interpreter: Any) -> int | None:
-    """Classes of a per-pixel map: the last axis of the scores, or of what ARG_MAX reduces."""
-    outputs = interpreter.get_output_details()
-    if len(outputs) != 1 or len(outputs[0]["shape"]) not in (3, 4):
-        return None
-    shape = [int(d) for d in outputs[0]["shape"]]
+def output_classes(shapes: Sequence[tuple[int, ...]],
+                   argmax_scores: Callable[[], tuple[int, ...] | None]) -> OutputClasses:
+    """The classes of outputs of ``shapes`` (as allocated). argmax_scores: the shape of the tensor
+    an ARG_MAX reduces into the one output, or None; asked only of a map of class ids (rank 3)."""
+    if len(shapes) != 1:
+        return OutputClasses(None, None)
+    shape = tuple(int(d) for d in shapes[0])
+    if is_score_vector(shape):
+        return OutputClasses(math.prod(shape), None)
     if len(shape) == 4:
-        return shape[-1] if shape[-1] > 1 else None
-    for op in node_ops(interpreter):
-        if op["op_name"] == "ARG_MAX" and outputs[0]["index"] in op["outputs"]:
-            scores = interpreter._get_tensor_details(int(op["inputs"][0]), 0)
-            return int(scores["shape"][-1])
-    return None
+        return OutputClasses(None, shape[-1] if shape[-1] > 1 else None)
+    if len(shape) == 3:
+        scores = argmax_scores()
+        return OutputClasses(None, int(scores[-1]) if scores is not None else None)
+    return OutputClasses(None, None)
+
+
+def interpreter_classes(interpreter: Any) -> OutputClasses:
+    """:func:`output_classes` of an allocated interpreter's outputs."""
+    outputs = interpreter.get_output_details()
+
+    def argmax_scores() -> tuple[int, ...] | None:
+        for op in node_ops(interpreter):
+            if op["op_name"] == "ARG_MAX" and outputs[0]["index"] in op["outputs"]:
+                return tuple(interpreter._get_tensor_details(int(op["inputs"][0]), 0)["shape"])
+        return None
+
+    return output_classes([tuple(o["shape"]) for o in outputs], argmax_scores)

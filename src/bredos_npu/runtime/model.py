@@ -32,9 +32,8 @@ from bredos_npu.runtime.interpreter import (
     COMPUTE_OPS,
     allocate,
     build_interpreter,
-    classifier_classes,
+    interpreter_classes,
     is_float_model,
-    segmentation_classes,
     takes_float_input,
 )
 from bredos_npu.runtime.litert import Runtime, find_runtime
@@ -528,8 +527,9 @@ def load(
     plan = _plan(request, source, system, cpu, on_cpu)
     interpreter, plan = _build(plan, runtime, source, on_cpu, debug)
     info = _place(plan, interpreter, source.path, len(node_ops(on_cpu)), debug)
-    names = choose_labels(source.labels, embedded_files(source.content),
-                          classifier_classes(interpreter), segmentation_classes(interpreter))
+    classes = interpreter_classes(interpreter)
+    names = choose_labels(source.labels, embedded_files(source.content), classes.scores,
+                          classes.per_pixel)
     request = _with_normalization(request, interpreter, source.content)
     model = Model(interpreter, request, info, names, (time.perf_counter() - started) * 1e3)
     model.file_owner = source.owner
