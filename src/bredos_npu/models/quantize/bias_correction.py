@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.models.inspection.graph import schema
+from bredos_npu.models.inspection.rules import CONVOLUTIONS
 from bredos_npu.models.quantize.flatbuffer import (
     opcode_name,
     quantization,
@@ -27,7 +28,6 @@ from bredos_npu.models.quantize.flatbuffer import (
 from bredos_npu.models.quantize.flatbuffer import read as flatbuffer_read
 from bredos_npu.models.quantize.flatbuffer import to_bytes as flatbuffer_bytes
 
-CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 QMAX = 127
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bredos_npu.models.inspection.graph import schema
+from bredos_npu.models.inspection.rules import CONVOLUTIONS
 from bredos_npu.models.quantize.flatbuffer import (
     opcode_name,
     quantization,
@@ -31,7 +32,6 @@ from bredos_npu.models.quantize.flatbuffer import (
     tensor_data,
 )
 
-CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 EQUIVARIANT = ("NONE", "RELU")
 ITERATIONS = 20
 SETTLED = 1e-4  # largest |log s| of an iteration at which the scales count as settled
