@@ -28,11 +28,13 @@ def environment() -> dict[str, str]:
 
 
 def start(*args: object, cwd: Path | None = None, prefix: tuple[str, ...] = (),
-          preexec: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
-    """``bredos-npu ARGS`` in a child process (its own session, so signals reach only it)."""
+          preexec: Callable[[], None] | None = None, env: dict[str, str] | None = None
+          ) -> subprocess.Popen[bytes]:
+    """``bredos-npu ARGS`` in a child process (its own session, so signals reach only it), with
+    the variables ``env`` added to a clean environment."""
     command = [*prefix, sys.executable, "-m", "bredos_npu", *(os.fsdecode(a) if isinstance(a, bytes)
                                                              else str(a) for a in args)]
-    return subprocess.Popen(command, cwd=cwd, env=environment(), stdout=subprocess.PIPE,
+    return subprocess.Popen(command, cwd=cwd, env={**environment(), **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
 
 

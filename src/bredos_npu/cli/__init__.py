@@ -9,6 +9,7 @@ import sys
 import click
 
 from bredos_npu.cli.common import shows_help, usage_line, with_global_options
+from bredos_npu.cli.interrupts import Interrupted
 from bredos_npu.errors import EXIT_ERROR, EXIT_USAGE, BredosNpuError
 
 DEBUG_ENV = "BREDOS_NPU_DEBUG"
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"bredos-npu: error: {for_terminal(describe(exc))}", err=True)
         code = exc.exit_code
+    except Interrupted as stop:  # a stop signal outside a batch, which says how far it got itself
+        click.echo(stop.line(), err=True)
+        code = stop.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         code = 130

@@ -1,9 +1,12 @@
-"""Ctrl-C, SIGTERM and SIGHUP during a bulk run: stop between results, never in the middle of one.
+"""Ctrl-C, SIGTERM and SIGHUP: stop cleanly, and during a bulk run between results, never in the
+middle of one.
 
 A long run writes results as it goes; dying in the middle of a record (or of a picture) would
-leave half a line or a ``.part`` file, and the default SIGTERM/SIGHUP actions skip all clean-up.
-While :func:`interruptible` is active these signals raise :class:`Interrupted`, except inside
-:meth:`Guard.hold`, where they wait until the record in hand is complete.
+leave half a line or a ``.part`` file, and the default SIGTERM/SIGHUP actions skip all clean-up
+(the delegate probe's child process would be orphaned, a download's partial file left unlocked
+mid-write). While :func:`interruptible` is active these signals raise :class:`Interrupted`, except
+inside :meth:`Guard.hold`, where they wait until the record in hand is complete. A task command is
+interruptible from start to end; :func:`doing` names the step for the line it ends with.
 """
 
 from __future__ import annotations
@@ -18,13 +21,36 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):  # like KeyboardInterrupt, which it generalises
-    """A stop signal arrived; ``exit_code`` is the shell's 128 + signal number."""
+    """A stop signal arrived; ``exit_code`` is the shell's 128 + signal number. ``doing``: the
+    step it stopped ("loading the model"), None when no step was named."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, doing: str | None = None) -> None:
         self.signum = signum
         self.name = signal.Signals(signum).name
         self.exit_code = 128 + signum
+        self.doing = doing
         super().__init__(self.name)
+
+    def line(self) -> str:
+        """The one line a command stopped outside a batch ends with."""
+        return f"bredos-npu: stopped by {self.name}" + (f" while {self.doing}." if self.doing else ".")
+
+
+_steps: list[str] = []  # what the command is doing, innermost last (see doing())
+
+
+@contextmanager
+def doing(step: str) -> Iterator[None]:
+    """Name the step in progress ("loading the model") for the line a stop signal ends it with."""
+    _steps.append(step)
+    try:
+        yield
+    finally:
+        _steps.pop()
+
+
+def _stopped(signum: int) -> Interrupted:
+    return Interrupted(signum, _steps[-1] if _steps else None)
 
 
 class Guard:
@@ -38,7 +64,7 @@ class Guard:
         if self.depth:
             self.pending = signum
         else:
-            raise Interrupted(signum)
+            raise _stopped(signum)
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -50,7 +76,7 @@ class Guard:
             self.depth -= 1
         if not self.depth and self.pending is not None:
             signum, self.pending = self.pending, None
-            raise Interrupted(signum)
+            raise _stopped(signum)
 
 
 @contextmanager

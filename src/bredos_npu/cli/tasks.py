@@ -13,6 +13,7 @@ import click
 
 from bredos_npu.cli.batch import Outputs, batch_options, finish, plan_run, run_batch, task_results
 from bredos_npu.cli.common import debugging
+from bredos_npu.cli.interrupts import doing, interruptible
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.cli.stream import (
     StreamOptions,
@@ -43,6 +44,14 @@ def _click_option(option: TaskOption) -> Any:
 
 
 def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[str, Any]) -> None:
+    """The task command: a stop signal ends it with one line and 128 + its number wherever it
+    arrives (loading the model included: a download keeps its partial file for the next run to
+    resume, the delegate probe's child is killed), not with the signal's default action."""
+    with interruptible():
+        _run_task(ctx, task, images, params)
+
+
+def _run_task(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[str, Any]) -> None:
     from bredos_npu.cli.render import model_header
     from bredos_npu.models import bundled
     from bredos_npu.runtime.pipeline import expand_sources
@@ -68,9 +77,11 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
     model, recursive, parallel = params.pop("model"), params.pop("recursive"), params.pop("parallel")
     params["mean"], params["std"] = params.pop("input_mean"), params.pop("input_std")
     # On a cluster each worker chooses its own backend: here the model is only checked, on the CPU.
-    net = load_model(ctx, model or task.default_model, check=task.check,
-                     **{**params, "backend": "cpu" if cluster else params["backend"]})
-    sources = list(expand_sources(images, recursive)) if images else [bundled.sample_image()]
+    with doing("loading the model"):
+        net = load_model(ctx, model or task.default_model, check=task.check,
+                         **{**params, "backend": "cpu" if cluster else params["backend"]})
+    with doing("listing the inputs"):
+        sources = list(expand_sources(images, recursive)) if images else [bundled.sample_image()]
     default = model is None and task.default_model is None
     header = (model_header(net, default=default, has_classes=task.uses_labels)
               + f"\n  load {net.load_ms:.1f} ms")
@@ -78,7 +89,8 @@ def _run(ctx: click.Context, task: Task, images: tuple[str, ...], params: dict[s
         run_video(ctx, net, task.name, video, lambda **reading: net.run_task_stream(
             task.name, video, parallel, reading, **options), task, outputs, stream, header)
         return
-    plan = plan_run(sources, task, outputs, given_inputs(images) if images else 1)
+    with doing("listing the inputs"):
+        plan = plan_run(sources, task, outputs, given_inputs(images) if images else 1)
     load = {name: params.get(name) for name in ("backend", "labels", "delegate", "threads")}
     load["debug"] = debugging(ctx)
     results = task_results(net, task.name, plan.sources, options, parallel, cluster, ship, load)

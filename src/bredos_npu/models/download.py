@@ -2,8 +2,10 @@
 
 A partial download lives in ``<cache>/.partial/`` while it runs, locked (``flock``) by the process
 writing it. A partial file left by a process that was killed is resumed by the next download of
-the same file (the others are removed); a failed or corrupted download removes its own, so the
-cache only ever holds complete, verified files.
+the same file (the others are removed), and so is one left by a download stopped in this process
+(Ctrl-C's KeyboardInterrupt, or any other exception a signal handler raises that is not an
+:class:`Exception`); a failed or corrupted download removes its own, so the cache only ever holds
+complete, verified files.
 
 Every wait is bounded: an overall deadline for the file and a minimum rate over a sliding window
 (which is also the socket timeout), see :class:`Limits`; a body is never read past the size the
@@ -102,10 +104,13 @@ def download(url: str, target: Path, integrity: Integrity, progress: Progress | 
         os.replace(partial, target)
         return target
     except OSError as error:
+        partial.unlink(missing_ok=True)
         raise DownloadError(f"Cannot write {target}: {error.strerror or error}",
                             reason=Reason.CACHE_UNUSABLE, path=target) from None
-    finally:
+    except Exception:
         partial.unlink(missing_ok=True)
+        raise
+    finally:  # after a stop the partial file stays, unlocked, for the next download to resume
         lock.close()
 
 
