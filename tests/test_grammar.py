@@ -253,3 +253,34 @@ def test_the_layer_check_sees_a_flag(tmp_path):
     sample.write_text('"""Docstrings may say --help."""\nfix = "pass --force to overwrite it"\n')
     flagged = [text for _, text in string_constants(sample) if FLAG.search(text)]
     assert flagged == ["pass --force to overwrite it"]
+
+
+# --- API option names in the CLI's sentences -----------------------------------------------------
+
+def test_a_task_options_name_becomes_the_flag_its_command_declares():
+    from bredos_npu.cli.errors import cli_fact
+    from bredos_npu.cli.tasks import task_command
+    from bredos_npu.errors import UsageError
+    from bredos_npu.tasks import registry
+
+    checked = 0
+    for task in registry.tasks():
+        declared = {param.name: param.opts for param in task_command(task).params}
+        for option in task.options:
+            with pytest.raises(UsageError) as caught:
+                task.bind({option.name: -1})  # below every task option's minimum
+            assert caught.value.fact.startswith(f"{option.name} must be")
+            assert cli_fact(caught.value).split()[0] in declared[option.name]
+            checked += 1
+    assert checked >= 3  # top_k, threshold, max_results
+
+
+def test_an_api_option_without_a_flag_keeps_the_apis_words():
+    from bredos_npu.cli.errors import cli_fact
+    from bredos_npu.errors import UsageError
+    from bredos_npu.runtime.pipeline import run_pipeline
+
+    with pytest.raises(UsageError) as caught:  # decoders: the API's alone, no command sets it
+        next(run_pipeline(None, [], lambda model, prepared: prepared, decoders=10**6))
+    assert caught.value.data["option"] == "decoders"
+    assert cli_fact(caught.value) == caught.value.fact

@@ -6,6 +6,14 @@ import re
 
 import click
 
+# Options get ``--name-with-dashes``; these add a short or traditional spelling.
+ALIASES = {"top_k": ("-k",), "max_results": ("--max",)}
+
+
+def flags(name: str) -> tuple[str, ...]:
+    """How the command line spells the option ``name`` (``top_k`` → ``-k``, ``--top-k``)."""
+    return (*ALIASES.get(name, ()), "--" + name.replace("_", "-"))
+
 
 def _remember_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bredos_npu.cli.common import flags
 from bredos_npu.errors import BredosNpuError, Reason
 
 DOCTOR = "run `bredos-npu doctor` for details"
@@ -62,9 +63,28 @@ HINTS = {
 # Fixes that say "run it on the CPU": a fallback line already says it does.
 RUN_ON_CPU = frozenset({Reason.FLOAT_MODEL, Reason.WOULD_CRASH, Reason.WRONG_RESULTS,
                         Reason.DELEGATE_CRASHED, Reason.DELEGATE_HUNG})
-# API option names as the CLI spells them.
-FLAGS = {"threads": "--threads", "top_k": "--top-k", "threshold": "--threshold", "image": "--image",
-         "mean/std": "--input-mean/--input-std", "root": "--root", "parallel": "--parallel"}
+# API options the command line spells otherwise than flags() of their name.
+SPELLED_OTHERWISE = {"mean/std": "--input-mean/--input-std"}
+# Command options (not a task's) that the command line spells as flags() of their API name. Named
+# one by one, not assumed of every option: some API options have no flag (decoders, batch), and
+# their sentences must keep the API's words.
+COMMAND_OPTIONS = frozenset({"threads", "image", "root", "parallel"})
+
+
+def flag(option: str) -> str | None:
+    """The flag that sets the API option ``option`` (``top_k`` → ``--top-k``), or None where the
+    command line has none. Task options are the registry's, spelled as their commands declare them."""
+    if option in SPELLED_OTHERWISE:
+        return SPELLED_OTHERWISE[option]
+    if option in COMMAND_OPTIONS or option in _task_options():
+        return flags(option)[-1]
+    return None
+
+
+def _task_options() -> frozenset[str]:
+    from bredos_npu.tasks import registry
+
+    return frozenset(option.name for task in registry.tasks() for option in task.options)
 
 
 def cli_fix(error: BredosNpuError, fallback: bool = False) -> str | None:
@@ -83,9 +103,10 @@ def cli_fact(error: BredosNpuError) -> str:
     """The fact, with an API option name replaced by its flag (``top_k`` → ``--top-k``)."""
     option = error.data.get("option")
     fact = error.fact
-    if error.reason is Reason.BAD_VALUE and option in FLAGS:
+    spelled = flag(option) if error.reason is Reason.BAD_VALUE and isinstance(option, str) else None
+    if spelled is not None:
         if fact.startswith(option):
-            fact = FLAGS[option] + fact[len(option):]
+            fact = spelled + fact[len(option):]
         elif option == "mean/std" and fact.startswith("mean"):
             fact = fact.replace("mean", "--input-mean", 1).replace("and std", "and --input-std", 1)
     return fact

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from bredos_npu.cli.batch import Outputs, batch_options, finish, plan_run, run_batch, task_results
-from bredos_npu.cli.common import debugging
+from bredos_npu.cli.common import debugging, flags
 from bredos_npu.cli.interrupts import doing, interruptible
 from bredos_npu.cli.options import first_run_note, given_inputs, load_model, model_options
 from bredos_npu.cli.stream import (
@@ -24,14 +24,6 @@ from bredos_npu.cli.stream import (
     video_options,
 )
 from bredos_npu.tasks.registry import Task, TaskOption
-
-# Task options get ``--name-with-dashes``; these add a short or traditional spelling.
-ALIASES = {"top_k": ("-k",), "max_results": ("--max",)}
-
-
-def flags(name: str) -> tuple[str, ...]:
-    """How the command line spells the task option ``name`` (``top_k`` → ``-k``, ``--top-k``)."""
-    return (*ALIASES.get(name, ()), "--" + name.replace("_", "-"))
 
 
 def _click_option(option: TaskOption) -> Any:
