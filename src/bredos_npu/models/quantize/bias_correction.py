@@ -10,7 +10,6 @@ weights: scale = max|W| / 127, q = round(W / scale) clipped to [-127, 127].
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -27,6 +26,7 @@ from bredos_npu.models.quantize.flatbuffer import (
 )
 from bredos_npu.models.quantize.flatbuffer import read as flatbuffer_read
 from bredos_npu.models.quantize.flatbuffer import to_bytes as flatbuffer_bytes
+from bredos_npu.models.quantize.statistics import tracing_interpreter
 
 QMAX = 127
 
@@ -123,13 +123,8 @@ def mean_maps(content: bytes, tensors: Iterable[int], inputs: Iterable[np.ndarra
               ) -> dict[int, np.ndarray]:
     """Each tensor's mean over ``inputs`` (float model tensors) at every position, in real
     values (HxWxC): the model is float, or integer with the inputs quantized for it."""
-    from ai_edge_litert.interpreter import Interpreter
-
     wanted = sorted(set(tensors))
-    with warnings.catch_warnings():  # "intended for debugging": reading them is the point here
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
+    interpreter = tracing_interpreter(content)
     entry = interpreter.get_input_details()[0]
     params = {d["index"]: d["quantization"] for d in interpreter.get_tensor_details()}
     sums: dict[int, np.ndarray] = {}

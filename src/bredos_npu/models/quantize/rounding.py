@@ -18,13 +18,13 @@ The returned weights lie exactly on it, so the quantizer keeps them as they are.
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from bredos_npu.models.quantize.bias_correction import geometry
 from bredos_npu.models.quantize.flatbuffer import opcode_name, set_tensor_data, subgraph, tensor_data
+from bredos_npu.models.quantize.statistics import tracing_interpreter
 
 QMAX = 127
 DAMPING = 0.01  # share of the mean diagonal added to C before inverting it (GPTQ's default)
@@ -129,13 +129,8 @@ def input_moments(model: Any, content: bytes, convolutions: list[int], inputs: l
                   ) -> dict[int, Moments]:
     """Patch statistics of each convolution's input in the float model ``content`` (whose tree
     is ``model``), over ``inputs``."""
-    from ai_edge_litert.interpreter import Interpreter
-
     graph = subgraph(model)
-    with warnings.catch_warnings():  # "intended for debugging": reading them is the point here
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
+    interpreter = tracing_interpreter(content)
     entry = interpreter.get_input_details()[0]["index"]
     shapes = {i: (opcode_name(model, graph.operators[i]) == "DEPTHWISE_CONV_2D",
                   geometry(model, graph.operators[i]),

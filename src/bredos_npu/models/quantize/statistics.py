@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,16 +21,23 @@ class ChannelStats(NamedTuple):
     maximum: np.ndarray
 
 
-def channel_stats(content: bytes, tensors: Iterable[int], inputs: Iterable[np.ndarray]
-                  ) -> dict[int, ChannelStats]:
-    """Statistics of the given tensors of a float model, run on each input tensor."""
+def tracing_interpreter(content: bytes) -> Any:
+    """An allocated interpreter for the model ``content`` whose every tensor can be read after
+    ``invoke`` (TFLite otherwise reuses the memory of intermediate ones)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    wanted = sorted(set(tensors))
     with warnings.catch_warnings():  # "intended for debugging": reading them is the point here
         warnings.simplefilter("ignore", UserWarning)
         interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
+    return interpreter
+
+
+def channel_stats(content: bytes, tensors: Iterable[int], inputs: Iterable[np.ndarray]
+                  ) -> dict[int, ChannelStats]:
+    """Statistics of the given tensors of a float model, run on each input tensor."""
+    wanted = sorted(set(tensors))
+    interpreter = tracing_interpreter(content)
     index = interpreter.get_input_details()[0]["index"]
     sums: dict[int, np.ndarray] = {}
     maxima: dict[int, np.ndarray] = {}
