@@ -244,13 +244,16 @@ def _fetch(item: ZooFile, progress: Progress | None, verify: bool = False) -> Pa
     return download(item.url, target, item.integrity, progress, size=item.size)
 
 
+def _cache_unusable(folder: Path, error: OSError) -> DownloadError:
+    return DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}",
+                         f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE, path=folder)
+
+
 def _make_cache(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}",
-                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
-                            path=folder) from None
+        raise _cache_unusable(folder, error) from None
 
 
 def pull(name: str, progress: Progress | None = None) -> Path:
@@ -331,9 +334,7 @@ def index_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     try:
         handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except OSError as error:
-        raise DownloadError(f"Cannot use the model cache {folder}: {error.strerror or error}",
-                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
-                            path=folder) from None
+        raise _cache_unusable(folder, error) from None
     try:
         deadline = time.monotonic() + wait_s
         while True:
@@ -362,9 +363,7 @@ def _imports() -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise DownloadError(f"Cannot use the model cache {path.parent}: {error.strerror or error}",
-                            f"set {CACHE_ENV} to a writable folder", Reason.CACHE_UNUSABLE,
-                            path=path.parent) from None
+        raise _cache_unusable(path.parent, error) from None
     try:
         imports = json.loads(text)
         fields = set(ZooModel.__dataclass_fields__) - {"file"}
