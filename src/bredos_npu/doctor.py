@@ -22,6 +22,7 @@ from bredos_npu.system.readiness import (
     WARN,
     Check,
     Readiness,
+    first_failure,
     npu_readiness,
 )
 from bredos_npu.system.root import SystemRoot
@@ -40,12 +41,12 @@ class Report:
     @property
     def npu_ready(self) -> bool:
         """True when every check the NPU needs passed (a warning does not block it)."""
-        return all(c.passed for c in self.checks if c.npu)
+        return self.first_failure is None
 
     @property
     def first_failure(self) -> Check | None:
         """The first check that keeps the NPU out (the one ``auto`` names too), or None."""
-        return next((c for c in self.checks if c.npu and not c.passed), None)
+        return first_failure(self.checks)
 
     @property
     def verdict(self) -> str:

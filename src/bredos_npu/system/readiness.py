@@ -9,7 +9,7 @@ to the CPU on the first one that fails (:attr:`Readiness.first_failure`), so bot
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -48,6 +48,11 @@ class Check(NamedTuple):
         """The check for JSON: name, status, found, fix, npu and the reason's value (or None)."""
         return {"name": self.name, "status": self.status, "found": self.found, "fix": self.fix,
                 "npu": self.npu, "reason": self.reason.value if self.reason else None}
+
+
+def first_failure(checks: Iterable[Check]) -> Check | None:
+    """The first check that keeps the NPU out (one the NPU needs that did not pass), or None."""
+    return next((c for c in checks if c.npu and not c.passed), None)
 
 
 def check_soc(root: SystemRoot) -> Check:
@@ -156,7 +161,7 @@ class Readiness(NamedTuple):
     @property
     def first_failure(self) -> Check | None:
         """The first check that keeps the NPU out, or None when the NPU may be tried."""
-        return next((c for c in self.checks if c.npu and not c.passed), None)
+        return first_failure(self.checks)
 
     @property
     def ready(self) -> bool:
