@@ -116,10 +116,12 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
 
 
 @cache
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The mode a plainly created file gets: 0o666 less the umask (read once: reading it means
+    setting it, for the whole process)."""
     current = os.umask(0o022)
     os.umask(current)
-    return current
+    return 0o666 & ~current
 
 
 def _final_mode(target: Path) -> int:
@@ -127,7 +129,7 @@ def _final_mode(target: Path) -> int:
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except OSError:
-        return 0o666 & ~_umask()
+        return new_file_mode()
 
 
 def numbered(target: Path, number: int) -> Path:
@@ -296,7 +298,7 @@ class AtomicFile:
                         break
                     out.write(chunk)
                     left -= len(chunk)
-            os.chmod(copy, 0o666 & ~_umask())
+            os.chmod(copy, new_file_mode())
             return keep_new(copy, folder / self.real.name)
         except BaseException:
             copy.unlink(missing_ok=True)

@@ -43,7 +43,7 @@ from bredos_npu.models.quantize import (
 from bredos_npu.models.quantize.evaluate import Runner, agreement
 from bredos_npu.models.quantize.statistics import channel_stats
 from bredos_npu.models.tflite_file import embedded_files, read_model_bytes
-from bredos_npu.outputs import check_output
+from bredos_npu.outputs import check_output, new_file_mode
 from bredos_npu.tasks.quant import DEFAULT_MEAN, DEFAULT_STD
 
 PLAIN, EQUALIZED, CORRECTED = "plain", "equalized", "equalized+bias-corrected"
@@ -274,7 +274,7 @@ def _write_checked(content: bytes, target: Path) -> Any:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(content)
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, new_file_mode())
         inspection = check.inspect_file(temporary)
         try:
             os.link(temporary, target)
@@ -285,9 +285,3 @@ def _write_checked(content: bytes, target: Path) -> Any:
         return inspection
     finally:
         Path(temporary).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
