@@ -257,6 +257,38 @@ def test_a_results_file_being_written_is_not_a_leftover(tmp_path):
     assert results_leftovers(target) == [writing.temporary]
 
 
+@pytest.mark.parametrize("flag", ["--jsonl", "--csv"])
+def test_an_empty_part_of_a_killed_run_is_removed_without_a_word(capfd, tmp_path, flag):
+    """A run killed before its first record (or, in earlier versions, between creating its .part
+    file and locking it) leaves an empty unlocked .part: it holds no results to report or take in."""
+    target = tmp_path / f"out.{flag[2:]}"
+    empty = tmp_path / f".{target.name}.k1ll3d00.part"
+    empty.touch()
+    done = run_cli(capfd, "classify", *FAST, CAT, flag, target)
+    [line] = done.err.splitlines()  # the summary, no warning
+    assert done.code == 0 and line.startswith("bredos-npu: 1 of 1 images classified in ")
+    assert not empty.exists()
+    assert part_files(tmp_path) == []
+    empty.touch()  # and --resume takes nothing in from it, and goes on
+    resumed = run_cli(capfd, "classify", *FAST, CAT, IMAGES / "sunflower.bmp", flag, target, "--resume")
+    assert resumed.code == 0 and "warning" not in resumed.err, resumed.err
+    assert "1 done before were skipped" in resumed.err and not empty.exists()
+    assert _images(target, flag) == [str(CAT), str(IMAGES / "sunflower.bmp")]
+
+
+def test_a_live_writers_empty_file_is_not_taken_for_a_dead_runs(tmp_path):
+    """A scan for dead runs' files (another run starting) removes empty unlocked ones, never a
+    live writer's before its first record: that has the .part name only once it is locked."""
+    from bredos_npu.outputs import results_leftovers
+
+    target = tmp_path / "out.jsonl"
+    writing = AtomicFile(target)
+    assert results_leftovers(target) == [] and writing.temporary.exists()
+    assert writing.temporary.name.endswith(".part") and list(tmp_path.glob("*.new")) == []
+    writing.handle.write("{}\n")
+    assert writing.publish() == target and target.read_text() == "{}\n"
+
+
 def pictures_in(folder, minimum):
     return lambda: len(list(folder.glob("*.png"))) >= minimum
 

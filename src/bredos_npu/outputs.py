@@ -11,7 +11,9 @@ Rules (see docs/faults.md):
 - When the target's folder vanished or became unwritable during the run, the finished results are
   copied to the current folder (else the temporary folder) instead of being lost.
 - The temporary file (``.NAME.XXXX.part``) is locked (``flock``) while it is written: one left by
-  a process that was killed (SIGKILL, power loss) is unlocked, and :func:`leftovers` finds it.
+  a process that was killed (SIGKILL, power loss) is unlocked, and :func:`leftovers` finds it. It
+  gets its ``.part`` name only once locked, so an unlocked empty one holds nothing anyone is
+  writing (a run killed before its first record): :func:`leftovers` removes it without a word.
 """
 
 from __future__ import annotations
@@ -193,6 +195,28 @@ def keep_new(source: Path, wanted: Path) -> Path:
                       path=wanted)
 
 
+def _locked_part(real: Path) -> tuple[int, Path]:
+    """A new ``.NAME.XXXX.part`` beside ``real``, locked ("being written", see :func:`leftovers`)
+    before it takes that name: created as ``.new``, it is empty and unlocked for a moment, when
+    :func:`leftovers` would take it for a dead run's."""
+    import tempfile  # here: a run that writes no file does without it (start-up time)
+
+    while True:
+        handle, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".new", dir=real.parent)
+        fresh = Path(name)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            part = fresh.with_suffix(".part")
+            if rename_new(fresh, part):  # never over a killed run's .part of the same name
+                return handle, part
+        except BaseException:
+            os.close(handle)
+            fresh.unlink(missing_ok=True)
+            raise
+        os.close(handle)
+        fresh.unlink(missing_ok=True)
+
+
 class AtomicFile:
     """A result file written beside its target and published under the target's name at the end.
 
@@ -210,16 +234,11 @@ class AtomicFile:
         self.replaces = replaces
         self.good_bytes = 0
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-        import tempfile  # here: a run that writes no file does without it (start-up time)
-
         try:
-            handle, name = tempfile.mkstemp(prefix=f".{self.real.name}.", suffix=".part",
-                                            dir=self.real.parent)
+            handle, self.temporary = _locked_part(self.real)
         except OSError as error:
             raise OutputError(f"Cannot write {shown(self.target)}: {error.strerror or error}",
                               reason=Reason.OUTPUT_WRITE_FAILED, path=self.target) from None
-        self.temporary = Path(name)
-        fcntl.flock(handle, fcntl.LOCK_EX)  # "being written": see leftovers()
         self._reader = os.dup(handle)  # to copy the results out if the folder disappears
         self.handle: IO = os.fdopen(handle, mode, **text)
 
@@ -309,14 +328,23 @@ def leftovers(folder: Path, name: str) -> list[Path]:
     """The temporary files of writers of ``folder``/``name`` (a glob) that died before publishing.
 
     A live writer holds the lock on its temporary file; the kernel drops it when the writer dies,
-    however it dies. Files still locked (another run writing now) are not returned.
+    however it dies. Files still locked (another run writing now) are not returned. Empty ones (a
+    run killed before its first record) hold nothing to report or take in: they are removed.
     """
     found = []
     for candidate in sorted(folder.glob(f".{name}.*.part")):
         handle = _lock_if_abandoned(candidate)
-        if handle is not None:
+        if handle is None:
+            continue
+        try:
+            if os.fstat(handle).st_size:
+                found.append(candidate)
+            else:
+                candidate.unlink(missing_ok=True)  # under our lock: no writer can have taken it
+        except OSError:
+            pass  # a folder we may not change: the file holds nothing either way
+        finally:
             os.close(handle)
-            found.append(candidate)
     return found
 
 
