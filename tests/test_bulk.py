@@ -6,6 +6,8 @@ import csv
 import json
 import re
 import shutil
+import threading
+import time
 
 import pytest
 from cli_runner import run_cli
@@ -13,7 +15,7 @@ from conftest import CAT, DEFAULT_MODEL, IMAGES
 
 import bredos_npu
 from bredos_npu.errors import EXIT_IMAGE
-from bredos_npu.runtime.pipeline import default_decoders
+from bredos_npu.runtime.pipeline import default_decoders, run_pipeline
 
 GOOD = [CAT, IMAGES / "grace_hopper.bmp", IMAGES / "sunflower.bmp", IMAGES / "grace_hopper.jpg"]
 EXPECTED = {"cat.bmp": 286, "grace_hopper.bmp": 653, "grace_hopper.jpg": 653}
@@ -126,6 +128,25 @@ def test_inputs_are_read_lazily_with_bounded_look_ahead(model):
     window = 2 * (2 + default_decoders())
     assert len(pulled) <= window + 1
     results.close()
+
+
+def test_a_live_source_gets_each_result_before_its_next_frame_is_read(model):
+    """Streams pass window=1: the first frame's result must not wait for the camera's second
+    frame (a stalled camera would hold it back for as long as it stalls)."""
+    next_frame = threading.Event()
+
+    def camera():
+        yield CAT
+        next_frame.wait(timeout=20)  # a camera between two frames
+        yield CAT
+
+    results = run_pipeline(model, camera(), lambda m, prepared: m.run(prepared.tensor), window=1)
+    started = time.perf_counter()
+    first = next(results)
+    waited = time.perf_counter() - started
+    next_frame.set()
+    assert first.ok and waited < 10, f"the first result waited {waited:.1f} s for the second frame"
+    assert [r.index for r in results] == [1]
 
 
 def test_api_reports_errors_per_item(model, tmp_path):

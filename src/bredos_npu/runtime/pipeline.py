@@ -7,12 +7,11 @@ At most ``window`` inputs are in flight, so memory stays flat on a folder of any
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -174,11 +173,15 @@ def run_pipeline(model: Any, sources: Iterable[Any] | Any, task: Callable[[Any, 
                          reason=Reason.BAD_VALUE, option="decoders", value=decoders)
     if one_input(sources):
         sources = [sources]
-    return _results(model, iter(sources), task, parallel, decoders or default_decoders(), window)
+    # Known to be one input (a list of one, not a generator that would have to be read ahead):
+    # nothing to overlap, so no threads (a faster CLI start).
+    single = isinstance(sources, Sized) and len(sources) == 1
+    return _results(model, iter(sources), task, parallel, decoders or default_decoders(), window,
+                    single)
 
 
 def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any], parallel: int,
-             decoders: int, window: int | None = None) -> Iterator[Result]:
+             decoders: int, window: int | None = None, single: bool = False) -> Iterator[Result]:
     def decode(source: Any) -> tuple[Any, str | None, float]:
         if isinstance(source, UnreadableFolder):
             return None, str(source.error), 0.0
@@ -212,16 +215,12 @@ def _results(model: Any, sources: Iterator[Any], task: Callable[[Any, Any], Any]
             interpreters.give(worker)
         return Result(index, label, value, None, prepare_ms, (time.perf_counter() - started) * 1e3)
 
-    first, second = next(sources, _END), next(sources, _END)
-    if second is _END:  # one input has nothing to overlap: no threads (a faster CLI start)
-        if first is not _END:
-            yield infer(0, first, lambda: decode(first), Interpreters(model, 1))
+    if single:
+        source = next(sources)
+        yield infer(0, source, lambda: decode(source), Interpreters(model, 1))
         return
-    yield from _overlapped(itertools.chain((first, second), sources), decode, infer,
-                           Interpreters(model, parallel), decoders, window or 2 * (parallel + decoders))
-
-
-_END = object()  # what next() gives past the last source
+    yield from _overlapped(sources, decode, infer, Interpreters(model, parallel), decoders,
+                           window or 2 * (parallel + decoders))
 
 
 def _overlapped(sources: Iterator[Any], decode: Callable[[Any], tuple[Any, str | None, float]],
