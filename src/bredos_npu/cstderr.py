@@ -55,8 +55,10 @@ def capture_native_stderr(enabled: bool = True) -> Iterator[Captured]:
 def _sink() -> IO[bytes]:
     """A nameless file in memory (Linux's memfd: no disk, no tempfile import at start-up), else
     a temporary file."""
-    if hasattr(os, "memfd_create"):
+    try:
         return os.fdopen(os.memfd_create("bredos-npu-stderr", os.MFD_CLOEXEC), "w+b")
+    except (AttributeError, OSError):  # not Linux, or refused (seccomp, an old kernel)
+        pass
     import tempfile
 
     return tempfile.TemporaryFile()
