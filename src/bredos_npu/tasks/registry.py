@@ -125,7 +125,8 @@ def _discover() -> list[str]:
 
     names = {entry.name.removesuffix(".py") for folder in package.__path__ for entry in os.scandir(folder)
              if entry.name.endswith(".py") or os.path.isfile(os.path.join(entry.path, "__init__.py"))}
-    return sorted(name for name in names if not name.startswith("_") and name != "registry")
+    return sorted(name for name in names  # editors' lock files (.#detect.py) are no modules
+                  if name.isidentifier() and not name.startswith("_") and name != "registry")
 
 
 @cache
