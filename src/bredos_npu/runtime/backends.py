@@ -160,7 +160,7 @@ NOT_READY_FIXES = {
 def npu_unavailable(check: Check) -> BackendError:
     """The BackendError saying, in the API's words, why the failed readiness ``check`` keeps the
     NPU out; its data names the check (``check``: "SoC", "Driver"...), as the doctor shows it."""
-    data = {**check.data, "check": check.name}
+    data = {**(check.data or {}), "check": check.name}
     reason = check.reason or Reason.NPU_NOT_READY
     if reason in UNAVAILABLE:
         fact, fix = UNAVAILABLE[reason]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from bredos_npu.errors import Reason
@@ -28,7 +27,8 @@ class Check(NamedTuple):
     """One check: name, status (ok/warn/fail/skip), what was found, the fix when not ok.
 
     ``npu`` marks the checks that must pass for the NPU to be usable. ``reason`` says, for a
-    check that is not ok, what kind of problem it is (the API's word), with ``data`` about it.
+    check that is not ok, what kind of problem it is (the API's word), with ``data`` about it
+    (None: nothing to add).
     """
 
     name: str
@@ -37,7 +37,7 @@ class Check(NamedTuple):
     fix: str = ""
     npu: bool = True
     reason: Reason | None = None
-    data: Mapping[str, Any] = MappingProxyType({})  # read-only: the default is shared
+    data: Mapping[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
