@@ -37,7 +37,9 @@ def open_image(source: ImageSource, size_hint: tuple[int, int] | None = None) ->
 
     EXIF orientation is applied (phone photos are stored sideways), palette, grey, RGBA and CMYK
     images become RGB. Raises ImageError with one sentence for missing, unreadable, corrupt or
-    truncated files, and for anything that is not a regular file (a FIFO would block forever).
+    truncated files, and for anything that is not a regular file (a FIFO would block forever;
+    a regular file swapped for a FIFO between that check and Pillow opening the path is not
+    caught: Pillow opens by path, so that it imports only the decoder the suffix names).
     """
     return decode(source, size_hint).image
 
