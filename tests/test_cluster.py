@@ -7,6 +7,7 @@ is a local run of the same command.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -104,6 +105,16 @@ def test_csv_has_the_local_columns_plus_the_node(cluster, photos, tmp_path, capf
     again = run_cli(capfd, "classify", photos, "--csv", out, "--cluster", cluster.address, "-k", "1",
                     "--resume")  # a cluster run continues its own file, node column and all
     assert again.code == 0 and "all 19 inputs were done before" in again.err, again.err
+
+    # Continued here without --cluster: same columns, this machine named in the node column.
+    before, extra, reference = out.read_bytes(), IMAGES / "grace_hopper.jpg", tmp_path / "local.csv"
+    here = run_cli(capfd, "classify", photos, extra, "--csv", out, "-k", "1", "--resume")
+    assert here.code == 0 and "19 done before were skipped" in here.err, here.err
+    assert out.read_bytes().startswith(before)
+    run_cli(capfd, "classify", extra, "--csv", reference, "-k", "1")
+    [expected] = list(csv.DictReader(reference.open(newline="")))
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert len(rows) == 20 and rows[-1] == {**expected, "node": socket.gethostname()}
 
 
 def test_a_node_killed_mid_run_loses_and_repeats_nothing(cluster, photos):

@@ -32,6 +32,7 @@ class Previous(NamedTuple):
     content: bytes
     stat: os.stat_result | None
     adopted: tuple[Path, ...] = ()
+    nodes: bool = False  # the CSV has a cluster run's node column (which a local run fills too)
 
 
 NOTHING_BEFORE = Previous(frozenset(), b"", None)
@@ -52,6 +53,7 @@ def read_previous(outputs: Outputs, view: Task) -> Previous:
     except OSError as error:
         raise OutputError(f"Cannot read {shown(path)} to continue it: {error.strerror or error}",
                           reason=Reason.OUTPUT_NOT_RESUMABLE, path=Path(path)) from None
+    outputs = _columns_of(content, outputs)
     inputs = _inputs_of(path, content, outputs, view)
     if content and not content.endswith(b"\n"):
         raise OutputError(f"Cannot continue {shown(path)}: its last line is incomplete",
@@ -59,7 +61,17 @@ def read_previous(outputs: Outputs, view: Task) -> Previous:
     adopted = results_leftovers(path)
     for part in adopted:
         content += _whole_records(part, outputs, view, inputs, header=not content)
-    return Previous(frozenset(inputs), content, before, tuple(adopted))
+        outputs = _columns_of(content, outputs)
+    return Previous(frozenset(inputs), content, before, tuple(adopted), outputs.nodes)
+
+
+def _columns_of(content: bytes, outputs: Outputs) -> Outputs:
+    """``outputs`` with the node column when the CSV ``content`` continued has one: a local run
+    goes on with a file a --cluster run started, in its columns (the reverse stays refused: the
+    rows before would have no node)."""
+    if outputs.csv and not outputs.nodes and content.split(b"\n", 1)[0].rstrip(b"\r").endswith(b",node"):
+        return outputs._replace(nodes=True)
+    return outputs
 
 
 def _inputs_of(path: str | Path, content: bytes, outputs: Outputs, view: Task) -> set[str]:
@@ -81,6 +93,8 @@ def _whole_records(part: Path, outputs: Outputs, view: Task, inputs: set[str], h
                           f"{error.strerror or error}", "remove it", Reason.OUTPUT_NOT_RESUMABLE,
                           path=part) from None
     whole = content[:content.rfind(b"\n") + 1]
+    if header:  # the first records continued: they choose the columns
+        outputs = _columns_of(whole, outputs)
     _inputs_of(part, whole, outputs, view)  # only results of this command
     text = whole.decode("utf-8")
     if not outputs.csv:
@@ -123,6 +137,14 @@ def _csv_inputs(text: str, view: Task, nodes: bool) -> set[str]:
     return {row["image"] for row in reader}
 
 
+def local_node() -> str:
+    """What the node column says for results computed here, without a cluster: the host name
+    (a cluster run writes Ray's ``IP:node-id``)."""
+    import socket
+
+    return socket.gethostname()
+
+
 class ResultsFile:
     """The --jsonl/--csv output: earlier results first (--resume), then one record per input,
     each flushed whole, published at the end (see :class:`bredos_npu.outputs.AtomicFile`)."""
@@ -143,7 +165,9 @@ class ResultsFile:
             self.out = self.file.handle
             if previous.content:
                 self.out.write(previous.content.decode("utf-8"))
-        node = ("node",) if outputs.nodes else ()
+        # A local run continuing a cluster run's CSV names this machine in the node column.
+        self.here = local_node() if previous.nodes and not outputs.nodes else None
+        node = ("node",) if outputs.nodes or previous.nodes else ()
         self.writer = csv.DictWriter(self.out, fieldnames=("image", *view.csv_fields, "error", *node)) \
             if outputs.csv else None
         if self.writer and not previous.content:
@@ -154,8 +178,8 @@ class ResultsFile:
             if self.writer is not None:
                 rows = [{"image": source, "error": document["error"]}] if result.error else \
                     [{"image": source, **row} for row in self.view.csv_rows(result.value)]
-                if result.node is not None:
-                    rows = [{**row, "node": result.node} for row in rows]
+                if result.node is not None or self.here is not None:
+                    rows = [{**row, "node": result.node or self.here} for row in rows]
                 self.writer.writerows(rows)
             else:
                 self.out.write(json.dumps(document) + "\n")
