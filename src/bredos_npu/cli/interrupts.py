@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -80,16 +80,24 @@ class Guard:
 
 
 @contextmanager
-def interruptible() -> Iterator[Guard]:
-    """Turn SIGINT/SIGTERM/SIGHUP into :class:`Interrupted` for the duration (main thread only:
-    elsewhere, e.g. a program using the CLI from a thread, the signals keep their handlers)."""
-    guard = Guard()
+def handling(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handler`` for SIGINT/SIGTERM/SIGHUP for the duration, their previous handlers after.
+    Main thread only (Python sets handlers nowhere else): elsewhere, e.g. a program using the
+    CLI from a thread, the signals keep their handlers."""
     if threading.current_thread() is not threading.main_thread():
-        yield guard
+        yield
         return
-    previous = {signum: signal.signal(signum, guard.handle) for signum in SIGNALS}
+    previous = {signum: signal.signal(signum, handler) for signum in SIGNALS}
     try:
-        yield guard
+        yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextmanager
+def interruptible() -> Iterator[Guard]:
+    """Turn SIGINT/SIGTERM/SIGHUP into :class:`Interrupted` for the duration (see :func:`handling`)."""
+    guard = Guard()
+    with handling(guard.handle):
+        yield guard

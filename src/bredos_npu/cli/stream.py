@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 import click
 
 from bredos_npu.cli.batch import Outputs
-from bredos_npu.cli.interrupts import SIGNALS
+from bredos_npu.cli.interrupts import handling
 from bredos_npu.errors import OutputError
 from bredos_npu.inputs import is_video_source
 from bredos_npu.outputs import STDOUT, check_output
@@ -137,9 +136,6 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
     """SIGINT, SIGTERM and SIGHUP call ``stop`` once (the list yielded gets the signal number);
     a second SIGINT interrupts at once. Main thread only: elsewhere the handlers stay."""
     asked: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield asked
-        return
 
     def handler(signum: int, frame: Any) -> None:
         if asked and signum == signal.SIGINT:
@@ -150,12 +146,8 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
         asked.append(signum)
         stop()
 
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
-    try:
+    with handling(handler):
         yield asked
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _line_file(path: str | None, force: bool, stack: ExitStack) -> IO[str] | None:
