@@ -17,7 +17,7 @@ from typing import Any
 
 from bredos_npu.runtime.litert import describe_runtime
 from bredos_npu.system import kernel, soc
-from bredos_npu.system.cpu import cpu_speeds, list_cpus
+from bredos_npu.system.cpu import cpu_speeds, list_cpus, read_int
 from bredos_npu.system.device import ACCEL_NODE, inspect_node
 from bredos_npu.system.library import find_teflon
 from bredos_npu.system.root import SystemRoot
@@ -147,7 +147,7 @@ def cpu_facts(root: SystemRoot) -> dict[str, Any]:
         first = f"/sys/devices/system/cpu/cpu{cpus[0]}/cpufreq"
         described.append({"cpus": sorted(cpus), "speed": speed,
                           "governor": _strip(root.read_text(f"{first}/scaling_governor")),
-                          "max_khz": _int(root.read_text(f"{first}/cpuinfo_max_freq"))})
+                          "max_khz": read_int(root, f"{first}/cpuinfo_max_freq")})
     return {"count": len(list_cpus(root)), "speed_source": source or None, "clusters": described}
 
 
@@ -170,11 +170,3 @@ def _version(distribution: str) -> str | None:
 
 def _strip(text: str | None) -> str | None:
     return text.strip() if text else None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text.strip()) if text else None
-    except ValueError:
-        return None
-

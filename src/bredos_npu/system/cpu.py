@@ -37,7 +37,9 @@ def list_cpus(root: SystemRoot) -> list[int]:
     return sorted(int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"cpu(\d+)", p.name)))
 
 
-def _read_int(root: SystemRoot, system_path: str) -> int | None:
+def read_int(root: SystemRoot, system_path: str) -> int | None:
+    """The integer in the file ``system_path`` below ``root`` (sysfs style), None when it is
+    missing or holds no integer."""
     text = root.read_text(system_path)
     try:
         return int(text.strip()) if text else None
@@ -49,7 +51,7 @@ def cpu_speeds(root: SystemRoot) -> tuple[dict[int, int], str]:
     """Each CPU's relative speed and its source: ``cpu_capacity``, else ``cpuinfo_max_freq``."""
     cpus = list_cpus(root)
     for source in ("cpu_capacity", "cpufreq/cpuinfo_max_freq"):
-        speeds = {c: _read_int(root, f"/sys/devices/system/cpu/cpu{c}/{source}") for c in cpus}
+        speeds = {c: read_int(root, f"/sys/devices/system/cpu/cpu{c}/{source}") for c in cpus}
         if cpus and all(v is not None for v in speeds.values()):
             return {c: int(v) for c, v in speeds.items() if v is not None}, source
     return {}, ""
