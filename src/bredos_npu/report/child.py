@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bredos_npu.runtime.child_process import run_child
+from bredos_npu.runtime.child_process import run_child, take_stop_signals
 
 STAGE_FILE, RESULT_FILE, OUTPUTS_FILE, INPUTS_FILE = "stage.txt", "result.json", "outputs.npz", "inputs.npz"
 
@@ -88,4 +88,5 @@ def main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
+    take_stop_signals()
     sys.exit(main(sys.argv[1]))

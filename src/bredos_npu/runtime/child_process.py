@@ -13,8 +13,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
+
+# The signals that stop this process (the CLI raises from their handlers): held while a child
+# starts, so that a stop cannot land between the fork and the moment the child is ours to kill.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 class ChildRun(NamedTuple):
@@ -68,21 +73,44 @@ def run_child(command: Sequence[str], timeout: float, env: Mapping[str, str] | N
     child_env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     child_env.update(env or {})
     started = time.perf_counter()
-    child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True, env=child_env)
-    try:
-        out, err = child.communicate(timeout=timeout)
-        returncode: int | None = child.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(child.pid)
-        out, err = child.communicate()
-        returncode = None
-    except BaseException:  # Ctrl-C while waiting: leave no child behind
-        _kill_group(child.pid)
-        child.wait()
-        raise
+    with _stops_held() as release:
+        child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True, env=child_env)
+        try:
+            release()  # a stop that came while the child started is raised here, where it is killed
+            out, err = child.communicate(timeout=timeout)
+            returncode: int | None = child.returncode
+        except subprocess.TimeoutExpired:
+            _kill_group(child.pid)
+            out, err = child.communicate()
+            returncode = None
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: leave no child behind
+            _kill_group(child.pid)
+            child.wait()
+            raise
     return ChildRun(returncode, out.decode(errors="replace"), err.decode(errors="replace"),
                     time.perf_counter() - started)
+
+
+@contextmanager
+def _stops_held() -> Iterator[Callable[[], None]]:
+    """Block STOP_SIGNALS in this thread until the ``release`` it yields is called (or the block
+    ends). The child inherits the blocked mask: it calls :func:`take_stop_signals` first."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def release() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    try:
+        yield release
+    finally:
+        release()
+
+
+def take_stop_signals() -> None:
+    """First thing in a child started by :func:`run_child`: receive the stop signals its parent
+    held while starting it (one that came meanwhile is delivered now)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _kill_group(pid: int) -> None:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from bredos_npu.runtime.child_process import run_child
+from bredos_npu.runtime.child_process import run_child, take_stop_signals
 
 PROBE_TIMEOUT_ENV = "BREDOS_NPU_PROBE_TIMEOUT"
 PROBE_CACHE_ENV = "BREDOS_NPU_PROBE_CACHE"
@@ -221,4 +221,5 @@ def _child(library: str, model: str) -> int:
 
 
 if __name__ == "__main__":
+    take_stop_signals()
     sys.exit(_child(sys.argv[1], sys.argv[2]))
