@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
-# The signals that stop this process (the CLI raises from their handlers): held while a child
-# starts, so that a stop cannot land between the fork and the moment the child is ours to kill.
+# The signals that stop this process (the CLI's handlers raise from them, cli/interrupts.py):
+# held while a child starts, so that a stop cannot land between the fork and the moment the
+# child is ours to kill.
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
@@ -70,6 +70,8 @@ def run_child(command: Sequence[str], timeout: float, env: Mapping[str, str] | N
     faulthandler is turned off in the child: its traceback of a crash would drown what the
     library printed, which is what the caller reports.
     """
+    import subprocess  # here: the CLI imports this module for STOP_SIGNALS at every start
+
     child_env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     child_env.update(env or {})
     started = time.perf_counter()
