@@ -133,4 +133,3 @@ def choose_labels(label_file: str | os.PathLike[str] | None, embedded: dict[str,
         if names:
             return LabelSet(names, dict(enumerate(names)))
     return LabelSet(None, first_label_map(embedded))
-

@@ -295,10 +295,9 @@ class Model:
         allocate(interpreter, self.path, cpu, debug)
         model_nodes = self.backend.nodes.model_nodes
         self.interpreter = interpreter
-        self.backend = self.backend._replace(name="cpu", delegate=None, fallback=error,
-                               nodes=summarise(node_ops(interpreter), model_nodes,
-                                               model_nodes),
-                               npu_node_indices=(), hazards=())
+        self.backend = self.backend._replace(
+            name="cpu", delegate=None, fallback=error, npu_node_indices=(), hazards=(),
+            nodes=summarise(node_ops(interpreter), model_nodes, model_nodes))
         if self.on_fallback is not None:
             self.on_fallback(error)
 
